@@ -1,0 +1,174 @@
+//! Kamailio-shaped log lines: ` <rank>(<pid>) LEVEL: <module> text`.
+//!
+//! One logger per process, set up after fork so every line carries the writer's rank and pid.
+//! Lines go to stderr (`-E` / `log_stderror=yes`) or to syslog through `/dev/log`; each line is
+//! written with one `write` so lines from different workers do not interleave.
+
+use std::io::Write;
+use std::os::unix::net::UnixDatagram;
+use std::sync::Mutex;
+
+/// Kamailio's numeric levels (`debug=` shows every level ≤ its value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Alert = -5,
+    Bug = -4,
+    Crit = -3,
+    Err = -1,
+    Warn = 0,
+    Notice = 1,
+    Info = 2,
+    Dbg = 3,
+}
+
+impl Level {
+    pub fn label(self) -> &'static str {
+        match self {
+            Level::Alert => "ALERT",
+            Level::Bug => "BUG",
+            Level::Crit => "CRITICAL",
+            Level::Err => "ERROR",
+            Level::Warn => "WARNING",
+            Level::Notice => "NOTICE",
+            Level::Info => "INFO",
+            Level::Dbg => "DEBUG",
+        }
+    }
+
+    /// Syslog severity for the `<PRI>` field.
+    fn syslog_severity(self) -> u8 {
+        match self {
+            Level::Alert => 1,
+            Level::Bug | Level::Crit => 2,
+            Level::Err => 3,
+            Level::Warn => 4,
+            Level::Notice => 5,
+            Level::Info => 6,
+            Level::Dbg => 7,
+        }
+    }
+
+    /// From a Kamailio level number, clamping to the nearest known level.
+    pub fn from_number(n: i32) -> Level {
+        match n {
+            i32::MIN..=-5 => Level::Alert,
+            -4 => Level::Bug,
+            -3 | -2 => Level::Crit,
+            -1 => Level::Err,
+            0 => Level::Warn,
+            1 => Level::Notice,
+            2 => Level::Info,
+            _ => Level::Dbg,
+        }
+    }
+}
+
+enum Sink {
+    Stderr,
+    Syslog { sock: Option<UnixDatagram>, facility: u8 },
+}
+
+struct Logger {
+    rank: i32,
+    pid: u32,
+    max: i32,
+    sink: Sink,
+}
+
+static LOGGER: Mutex<Option<Logger>> = Mutex::new(None);
+
+/// Syslog facility number from Kamailio's `log_facility` names.
+pub fn facility_number(name: &str) -> u8 {
+    match name.to_ascii_uppercase().as_str() {
+        "LOG_USER" => 1,
+        "LOG_DAEMON" => 3,
+        "LOG_LOCAL0" => 16,
+        "LOG_LOCAL1" => 17,
+        "LOG_LOCAL2" => 18,
+        "LOG_LOCAL3" => 19,
+        "LOG_LOCAL4" => 20,
+        "LOG_LOCAL5" => 21,
+        "LOG_LOCAL6" => 22,
+        "LOG_LOCAL7" => 23,
+        _ => 3,
+    }
+}
+
+/// (Re)initialise the process logger; called in the supervisor and again in each child.
+pub fn init(rank: i32, max_level: i32, to_stderr: bool, facility: u8) {
+    let sink = if to_stderr {
+        Sink::Stderr
+    } else {
+        let sock = UnixDatagram::unbound()
+            .ok()
+            .filter(|s| s.connect("/dev/log").is_ok());
+        Sink::Syslog { sock, facility }
+    };
+    let logger = Logger { rank, pid: std::process::id(), max: max_level, sink };
+    if let Ok(mut g) = LOGGER.lock() {
+        *g = Some(logger);
+    }
+}
+
+/// Is a line at `level` going to be written?
+pub fn enabled(level: Level) -> bool {
+    LOGGER
+        .lock()
+        .ok()
+        .and_then(|g| g.as_ref().map(|l| (level as i32) <= l.max))
+        .unwrap_or(level <= Level::Warn)
+}
+
+/// Write one line. `module` is Kamailio's `<core>`, `<tm>`, `<script>` tag.
+pub fn write(level: Level, module: &str, text: &str) {
+    let Ok(mut guard) = LOGGER.lock() else { return };
+    let Some(l) = guard.as_mut() else {
+        eprintln!(" 0({}) {}: <{}> {}", std::process::id(), level.label(), module, text.trim_end());
+        return;
+    };
+    if (level as i32) > l.max {
+        return;
+    }
+    let line = format!(" {}({}) {}: <{}> {}\n", l.rank, l.pid, level.label(), module, text.trim_end_matches('\n'));
+    match &l.sink {
+        Sink::Stderr => {
+            let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        }
+        Sink::Syslog { sock, facility } => {
+            let pri = u32::from(*facility) * 8 + u32::from(level.syslog_severity());
+            let msg = format!("<{pri}>siplab[{}]:{}", l.pid, line.trim_end());
+            match sock {
+                Some(s) => {
+                    let _ = s.send(msg.as_bytes());
+                }
+                None => {
+                    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+                }
+            }
+        }
+    }
+}
+
+/// `log!(Level::Info, "core", "listening on {}", addr)`
+#[macro_export]
+macro_rules! log {
+    ($lvl:expr, $module:expr, $($arg:tt)+) => {
+        if $crate::log::enabled($lvl) {
+            $crate::log::write($lvl, $module, &format!($($arg)+));
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kamailio_levels_order_and_clamp() {
+        assert!(Level::Err < Level::Warn && Level::Info < Level::Dbg);
+        assert_eq!(Level::from_number(2), Level::Info);
+        assert_eq!(Level::from_number(9), Level::Dbg);
+        assert_eq!(Level::from_number(-9), Level::Alert);
+        assert_eq!(facility_number("log_local0"), 16);
+    }
+}
