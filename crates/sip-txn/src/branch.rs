@@ -1,0 +1,381 @@
+//! Bucket hashing and the Via branch parameter that encodes bucket and branch number.
+//!
+//! Layout (Kamailio `branch_builder`, spec §2.3):
+//! `z9hG4bK` + bucket index in hex, **least-significant nibble first** + `.` + 32 lowercase hex
+//! chars + `.` + branch number in the same reversed-nibble hex, e.g.
+//! `z9hG4bK34b8.b3bd067461a623f747a48ac73d495d50.0` is bucket `0x8b43`, branch 0.
+//! The 32-char field is the MD5 "characteristic value" of a proxied request, or a
+//! caller-supplied random number padded with `0` for locally originated requests.
+
+use md5::{Digest, Md5};
+
+/// RFC 3261 magic cookie.
+pub const MAGIC_COOKIE: &[u8] = b"z9hG4bK";
+
+/// Default number of buckets (2^16, Kamailio `T_TABLE_POWER 16`).
+pub const DEFAULT_TABLE_SIZE: u32 = 1 << 16;
+
+/// Kamailio's default `max_branches`.
+pub const DEFAULT_MAX_BRANCHES: u8 = 12;
+
+/// Kamailio's hard limit for `max_branches`.
+pub const MAX_BRANCHES_LIMIT: u8 = 32;
+
+/// Bucket of a request: FNV-1a over Call-ID, a separator, and the CSeq number string.
+///
+/// The CSeq method is deliberately not hashed so INVITE, its CANCEL and its non-2xx ACK share
+/// a bucket. `table_size` must be a power of two. The function is fixed and seed-free so every
+/// process computes the same bucket.
+#[must_use]
+pub fn bucket_of(call_id: &[u8], cseq_num: &[u8], table_size: u32) -> u32 {
+    const OFFSET: u32 = 0x811c_9dc5;
+    const PRIME: u32 = 0x0100_0193;
+    let mut h = OFFSET;
+    for &b in call_id.iter().chain(b" ").chain(cseq_num) {
+        h ^= u32::from(b);
+        h = h.wrapping_mul(PRIME);
+    }
+    h & table_size.wrapping_sub(1)
+}
+
+/// The 16-byte value behind the 32 hex chars of a branch (shown as lowercase hex on the wire).
+#[repr(transparent)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Md5Field(pub [u8; 16]);
+
+impl Md5Field {
+    /// Field for a locally originated request: the random number in hex, padded with `0`
+    /// to 32 chars (Kamailio `init_synonym_id`), e.g. `c06999a2000000000000000000000000`.
+    #[must_use]
+    pub fn local(random: u32) -> Md5Field {
+        let mut v = [0u8; 16];
+        v[..4].copy_from_slice(&random.to_be_bytes());
+        Md5Field(v)
+    }
+
+    /// The 32 lowercase hex chars.
+    #[must_use]
+    pub fn to_hex(self) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, b) in self.0.iter().enumerate() {
+            out[2 * i] = HEX[usize::from(b >> 4)];
+            out[2 * i + 1] = HEX[usize::from(b & 0xf)];
+        }
+        out
+    }
+
+    /// Parses exactly 32 lowercase hex chars (we only ever emit lowercase, so anything else
+    /// cannot match a cell of ours).
+    #[must_use]
+    pub fn from_hex(s: &[u8]) -> Option<Md5Field> {
+        if s.len() != 32 {
+            return None;
+        }
+        let mut v = [0u8; 16];
+        for (i, pair) in s.chunks_exact(2).enumerate() {
+            v[i] = (lower_hex_digit(pair[0])? << 4) | lower_hex_digit(pair[1])?;
+        }
+        Some(Md5Field(v))
+    }
+}
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+fn lower_hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+fn any_hex_digit(c: u8) -> Option<u8> {
+    lower_hex_digit(c.to_ascii_lowercase())
+}
+
+/// The request values hashed into a proxied branch (Kamailio `char_msg_val`, spec §2.3).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct CharValueFields<'a> {
+    /// From-tag.
+    pub from_tag: &'a [u8],
+    /// To-tag; the caller leaves it empty for INVITE/ACK/CANCEL.
+    pub to_tag: &'a [u8],
+    /// Call-ID body.
+    pub call_id: &'a [u8],
+    /// Request-URI as received.
+    pub ruri: &'a [u8],
+    /// CSeq number string.
+    pub cseq_num: &'a [u8],
+    /// Top Via host.
+    pub via_host: &'a [u8],
+    /// Top Via port as written (empty when absent).
+    pub via_port: &'a [u8],
+    /// Top Via branch.
+    pub via_branch: &'a [u8],
+}
+
+/// MD5 over the concatenated characteristic values.
+#[must_use]
+pub fn char_value(f: &CharValueFields<'_>) -> Md5Field {
+    let mut h = Md5::new();
+    for part in [
+        f.from_tag,
+        f.to_tag,
+        f.call_id,
+        f.ruri,
+        f.cseq_num,
+        f.via_host,
+        f.via_port,
+        f.via_branch,
+    ] {
+        h.update(part);
+    }
+    Md5Field(h.finalize().into())
+}
+
+/// A built branch parameter value (at most 7 + 8 + 1 + 32 + 1 + 8 = 57 bytes).
+#[derive(Clone, Copy, Debug)]
+pub struct BranchParam {
+    buf: [u8; 64],
+    len: u8,
+}
+
+impl BranchParam {
+    /// The parameter value bytes.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf[..usize::from(self.len)]
+    }
+}
+
+fn push_reverse_hex(out: &mut [u8; 64], len: &mut usize, mut v: u32) {
+    loop {
+        out[*len] = HEX[(v & 0xf) as usize];
+        *len += 1;
+        v >>= 4;
+        if v == 0 {
+            break;
+        }
+    }
+}
+
+/// Builds `z9hG4bK<rev-hex bucket>.<32 hex>.<rev-hex branch>`.
+#[must_use]
+pub fn encode_branch(bucket: u32, md5: Md5Field, branch_no: u8) -> BranchParam {
+    let mut buf = [0u8; 64];
+    let mut len = MAGIC_COOKIE.len();
+    buf[..len].copy_from_slice(MAGIC_COOKIE);
+    push_reverse_hex(&mut buf, &mut len, bucket);
+    buf[len] = b'.';
+    len += 1;
+    buf[len..len + 32].copy_from_slice(&md5.to_hex());
+    len += 32;
+    buf[len] = b'.';
+    len += 1;
+    push_reverse_hex(&mut buf, &mut len, u32::from(branch_no));
+    // At most 57 bytes were written, so the length fits a u8.
+    BranchParam {
+        buf,
+        len: len as u8,
+    }
+}
+
+/// What a reply's top-Via branch says about the cell it belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DecodedBranch {
+    /// Bucket index.
+    pub bucket: u32,
+    /// The 32-char field.
+    pub md5: Md5Field,
+    /// Branch number.
+    pub branch_no: u8,
+}
+
+/// Reversed-nibble hex (Kamailio `reverse_hex2int`): 1–8 digits, either case.
+fn parse_reverse_hex(s: &[u8]) -> Option<u32> {
+    if s.is_empty() || s.len() > 8 {
+        return None;
+    }
+    let mut v: u32 = 0;
+    for &c in s.iter().rev() {
+        v = (v << 4) | u32::from(any_hex_digit(c)?);
+    }
+    Some(v)
+}
+
+/// Splits a reply's branch (spec §2.7); `None` when it is not ours: no cookie, malformed,
+/// MD5 field not exactly 32 chars, `bucket >= table_size` or `branch >= max_branches`.
+#[must_use]
+pub fn decode_branch(branch: &[u8], table_size: u32, max_branches: u8) -> Option<DecodedBranch> {
+    let rest = branch.strip_prefix(MAGIC_COOKIE)?;
+    let mut parts = rest.split(|&c| c == b'.');
+    let bucket = parse_reverse_hex(parts.next()?)?;
+    let md5 = Md5Field::from_hex(parts.next()?)?;
+    let branch_no = parse_reverse_hex(parts.next()?)?;
+    if parts.next().is_some() || bucket >= table_size || branch_no >= u32::from(max_branches) {
+        return None;
+    }
+    Some(DecodedBranch {
+        bucket,
+        md5,
+        // branch_no < max_branches <= u8::MAX, so this cannot truncate.
+        branch_no: branch_no as u8,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MD5_HEX: &[u8] = b"b3bd067461a623f747a48ac73d495d50";
+
+    fn md5() -> Md5Field {
+        Md5Field::from_hex(MD5_HEX).unwrap()
+    }
+
+    #[test]
+    fn branch_encodes_bucket_with_reversed_nibbles_like_kamailio() {
+        let p = encode_branch(0x8b43, md5(), 0);
+        assert_eq!(
+            p.as_bytes(),
+            b"z9hG4bK34b8.b3bd067461a623f747a48ac73d495d50.0"
+        );
+        let p = encode_branch(0, md5(), 11);
+        assert_eq!(p.as_bytes(), b"z9hG4bK0.b3bd067461a623f747a48ac73d495d50.b");
+    }
+
+    #[test]
+    fn branch_round_trips_for_every_branch_number() {
+        for b in 0..DEFAULT_MAX_BRANCHES {
+            let p = encode_branch(0xffff, md5(), b);
+            let d = decode_branch(p.as_bytes(), DEFAULT_TABLE_SIZE, DEFAULT_MAX_BRANCHES);
+            assert_eq!(
+                d,
+                Some(DecodedBranch {
+                    bucket: 0xffff,
+                    md5: md5(),
+                    branch_no: b
+                })
+            );
+        }
+    }
+
+    #[test]
+    fn branch_of_kamailio_example_decodes() {
+        let d = decode_branch(
+            b"z9hG4bK34b8.b3bd067461a623f747a48ac73d495d50.0",
+            DEFAULT_TABLE_SIZE,
+            12,
+        )
+        .unwrap();
+        assert_eq!(d.bucket, 0x8b43);
+        assert_eq!(d.branch_no, 0);
+    }
+
+    #[test]
+    fn reply_branch_with_31_hex_chars_is_rejected() {
+        assert_eq!(
+            decode_branch(
+                b"z9hG4bK34b8.b3bd067461a623f747a48ac73d495d5.0",
+                DEFAULT_TABLE_SIZE,
+                12
+            ),
+            None
+        );
+        assert_eq!(
+            decode_branch(
+                b"z9hG4bK34b8.b3bd067461a623f747a48ac73d495d500.0",
+                DEFAULT_TABLE_SIZE,
+                12
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn reply_branch_with_index_beyond_table_is_rejected() {
+        let p = encode_branch(0x1_0000, md5(), 0);
+        assert_eq!(decode_branch(p.as_bytes(), DEFAULT_TABLE_SIZE, 12), None);
+        let p = encode_branch(300, md5(), 0);
+        assert_eq!(decode_branch(p.as_bytes(), 256, 12), None);
+        assert!(decode_branch(p.as_bytes(), 512, 12).is_some());
+    }
+
+    #[test]
+    fn reply_branch_number_at_max_branches_is_rejected() {
+        let p = encode_branch(1, md5(), 12);
+        assert_eq!(decode_branch(p.as_bytes(), DEFAULT_TABLE_SIZE, 12), None);
+        assert!(decode_branch(p.as_bytes(), DEFAULT_TABLE_SIZE, 13).is_some());
+    }
+
+    #[test]
+    fn malformed_reply_branches_are_rejected() {
+        for bad in [
+            &b""[..],
+            b"z9hG4bK",
+            b"z9hG4bKabc",
+            b"z9hG4bK.b3bd067461a623f747a48ac73d495d50.0",
+            b"z9hG4bK34b8.b3bd067461a623f747a48ac73d495d50.",
+            b"z9hG4bK34b8.b3bd067461a623f747a48ac73d495d50.0.1",
+            b"z9hG4bK34x8.b3bd067461a623f747a48ac73d495d50.0",
+            b"z9hG4bK34b8.B3BD067461A623F747A48AC73D495D50.0",
+            b"z9hG4bK34b8.g3bd067461a623f747a48ac73d495d50.0",
+            b"z9hG4bK123456789.b3bd067461a623f747a48ac73d495d50.0",
+            b"z9hg4bk34b8.b3bd067461a623f747a48ac73d495d50.0",
+            b"xyz.b3bd067461a623f747a48ac73d495d50.0",
+        ] {
+            assert_eq!(
+                decode_branch(bad, DEFAULT_TABLE_SIZE, 12),
+                None,
+                "{:?}",
+                bad
+            );
+        }
+    }
+
+    #[test]
+    fn local_md5_field_is_random_hex_padded_with_zeros() {
+        let f = Md5Field::local(0xc069_99a2);
+        assert_eq!(&f.to_hex(), b"c06999a2000000000000000000000000");
+    }
+
+    #[test]
+    fn hash_ignores_method_and_depends_on_call_id_and_cseq_number() {
+        let a = bucket_of(b"abc@host", b"1", DEFAULT_TABLE_SIZE);
+        assert_eq!(a, bucket_of(b"abc@host", b"1", DEFAULT_TABLE_SIZE));
+        assert!(a < DEFAULT_TABLE_SIZE);
+        assert_ne!(a, bucket_of(b"abc@host", b"2", DEFAULT_TABLE_SIZE));
+        assert_ne!(a, bucket_of(b"abd@host", b"1", DEFAULT_TABLE_SIZE));
+        assert!(bucket_of(b"abc@host", b"1", 16) < 16);
+    }
+
+    #[test]
+    fn char_value_differs_per_field_and_is_deterministic() {
+        let base = CharValueFields {
+            from_tag: b"ft",
+            call_id: b"cid",
+            ruri: b"sip:b@x",
+            cseq_num: b"1",
+            via_host: b"10.0.0.1",
+            via_port: b"5060",
+            via_branch: b"z9hG4bKabc",
+            ..Default::default()
+        };
+        let v = char_value(&base);
+        assert_eq!(v, char_value(&base));
+        assert_ne!(
+            v,
+            char_value(&CharValueFields {
+                via_branch: b"z9hG4bKabd",
+                ..base
+            })
+        );
+        assert_ne!(
+            v,
+            char_value(&CharValueFields {
+                to_tag: b"t",
+                ..base
+            })
+        );
+    }
+}
