@@ -1,0 +1,563 @@
+//! The edit list: changes recorded against a parsed message and applied only when
+//! printing, so every untouched byte goes out exactly as it came in.
+
+use crate::header::{HeaderName, NameKey};
+use crate::message::{Header, Message, Span, StartLine};
+use crate::scan::CommaSplit;
+use crate::views::Via;
+
+/// Where [`EditList::insert_header`] puts a new header line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InsertAt {
+    /// Before the first header.
+    Top,
+    /// After the last header with this name (before the body when there is none).
+    AfterLast(HeaderName),
+    /// After the last header, before the empty line.
+    BeforeBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Position {
+    Top,
+    AfterLast(NameKey),
+    BeforeBody,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Edit {
+    Insert {
+        at: Position,
+        line: Vec<u8>,
+    },
+    Remove(NameKey),
+    RemoveTopVia,
+    RemoveFirstRoute,
+    SetRequestUri(Vec<u8>),
+    SetMaxForwards(u32),
+    SetTopViaParam {
+        name: Vec<u8>,
+        value: Option<Vec<u8>>,
+    },
+    ReplaceBody(Vec<u8>),
+}
+
+/// Changes to print a message with. Edits at the same place print in the order added.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct EditList {
+    edits: Vec<Edit>,
+}
+
+impl EditList {
+    pub fn new() -> EditList {
+        EditList::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.edits.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.edits.clear();
+    }
+
+    /// Inserts a header line (`Name: value`, without line end).
+    pub fn insert_header(&mut self, at: InsertAt, line: &[u8]) {
+        let at = match at {
+            InsertAt::Top => Position::Top,
+            InsertAt::AfterLast(name) => Position::AfterLast(NameKey::Known(name)),
+            InsertAt::BeforeBody => Position::BeforeBody,
+        };
+        self.edits.push(Edit::Insert {
+            at,
+            line: line.to_vec(),
+        });
+    }
+
+    /// Inserts a header line after the last header with this name as written
+    /// (case-insensitive, compact forms mapped); before the body when there is none.
+    pub fn insert_after_last_named(&mut self, name: &[u8], line: &[u8]) {
+        self.edits.push(Edit::Insert {
+            at: Position::AfterLast(NameKey::new(name)),
+            line: line.to_vec(),
+        });
+    }
+
+    /// Removes every header with this name (long or compact form, any case).
+    pub fn remove_header(&mut self, name: &[u8]) {
+        self.edits.push(Edit::Remove(NameKey::new(name)));
+    }
+
+    /// Removes every header of a known name.
+    pub fn remove_header_known(&mut self, name: HeaderName) {
+        self.edits.push(Edit::Remove(NameKey::Known(name)));
+    }
+
+    /// Adds a Via (value only) above every other header.
+    pub fn prepend_via(&mut self, value: &[u8]) {
+        let mut line = b"Via: ".to_vec();
+        line.extend_from_slice(value);
+        self.edits.push(Edit::Insert {
+            at: Position::Top,
+            line,
+        });
+    }
+
+    /// Removes the first Via value (the whole line when it holds only that value).
+    pub fn remove_top_via(&mut self) {
+        self.edits.push(Edit::RemoveTopVia);
+    }
+
+    /// Removes the first Route value (the whole line when it holds only that value).
+    pub fn remove_first_route(&mut self) {
+        self.edits.push(Edit::RemoveFirstRoute);
+    }
+
+    /// Replaces the Request-URI (ignored for responses). The last one set wins.
+    pub fn set_request_uri(&mut self, uri: &[u8]) {
+        self.edits.push(Edit::SetRequestUri(uri.to_vec()));
+    }
+
+    /// Sets Max-Forwards (added before the body when absent). The last one set wins.
+    pub fn set_max_forwards(&mut self, value: u32) {
+        self.edits.push(Edit::SetMaxForwards(value));
+    }
+
+    /// Adds or replaces a parameter of the received top Via value (`received`, `rport`).
+    pub fn set_top_via_param(&mut self, name: &[u8], value: Option<&[u8]>) {
+        self.edits.push(Edit::SetTopViaParam {
+            name: name.to_vec(),
+            value: value.map(<[u8]>::to_vec),
+        });
+    }
+
+    /// Replaces the body; Content-Length is rewritten (added when absent).
+    pub fn replace_body(&mut self, body: &[u8]) {
+        self.edits.push(Edit::ReplaceBody(body.to_vec()));
+    }
+
+    fn last_uri(&self) -> Option<&[u8]> {
+        self.edits.iter().rev().find_map(|e| match e {
+            Edit::SetRequestUri(u) => Some(u.as_slice()),
+            _ => None,
+        })
+    }
+
+    fn last_max_forwards(&self) -> Option<u32> {
+        self.edits.iter().rev().find_map(|e| match e {
+            Edit::SetMaxForwards(n) => Some(*n),
+            _ => None,
+        })
+    }
+
+    fn last_body(&self) -> Option<&[u8]> {
+        self.edits.iter().rev().find_map(|e| match e {
+            Edit::ReplaceBody(b) => Some(b.as_slice()),
+            _ => None,
+        })
+    }
+
+    fn has(&self, wanted: &Edit) -> bool {
+        self.edits.iter().any(|e| e == wanted)
+    }
+
+    fn removes(&self, msg: &Message, h: &Header) -> bool {
+        self.edits
+            .iter()
+            .any(|e| matches!(e, Edit::Remove(k) if k.matches(h.name, msg.slice(h.name_span))))
+    }
+
+    fn inserts_at<'a>(&'a self, pos: &'a Position) -> impl Iterator<Item = &'a [u8]> + 'a {
+        self.edits.iter().filter_map(move |e| match e {
+            Edit::Insert { at, line } if at == pos => Some(line.as_slice()),
+            _ => None,
+        })
+    }
+}
+
+fn put_line(out: &mut Vec<u8>, line: &[u8]) {
+    out.extend_from_slice(line);
+    out.extend_from_slice(b"\r\n");
+}
+
+fn put_number(out: &mut Vec<u8>, n: u64) {
+    // u64::MAX has 20 digits; format without allocating.
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    let mut n = n;
+    loop {
+        i -= 1;
+        if let Some(d) = digits.get_mut(i) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || i == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(digits.get(i..).unwrap_or_default());
+}
+
+/// Writes a header line with its value replaced by a number.
+fn put_with_value_number(out: &mut Vec<u8>, msg: &Message, h: &Header, n: u64) {
+    out.extend_from_slice(msg.slice(Span {
+        start: h.line.start,
+        end: h.value.start,
+    }));
+    put_number(out, n);
+    out.extend_from_slice(msg.slice(Span {
+        start: h.value.end,
+        end: h.line.end,
+    }));
+}
+
+/// Writes a list header without its first value (nothing when it has only one).
+fn put_without_first_value(out: &mut Vec<u8>, msg: &Message, h: &Header) {
+    let second = CommaSplit::new(msg.slice(h.value))
+        .nth(1)
+        .and_then(|v| msg.span_of(v));
+    if let Some(second) = second {
+        out.extend_from_slice(msg.slice(Span {
+            start: h.line.start,
+            end: h.value.start,
+        }));
+        out.extend_from_slice(msg.slice(Span {
+            start: second.start,
+            end: h.line.end,
+        }));
+    }
+}
+
+/// Writes the first Via line with the top value's parameters added or replaced.
+fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: &EditList) {
+    let first = CommaSplit::new(msg.slice(h.value))
+        .next()
+        .unwrap_or_default();
+    let Some(first_span) = msg.span_of(first) else {
+        out.extend_from_slice(msg.slice(h.line));
+        return;
+    };
+    // The last edit for a given name wins.
+    let param_edits = || {
+        edits.edits.iter().enumerate().filter_map(|(i, e)| match e {
+            Edit::SetTopViaParam { name, value } => {
+                let later = edits.edits.iter().skip(i + 1).any(
+                    |l| matches!(l, Edit::SetTopViaParam { name: n, .. } if n.eq_ignore_ascii_case(name)),
+                );
+                (!later).then_some((name.as_slice(), value.as_deref()))
+            }
+            _ => None,
+        })
+    };
+    let put_param = |out: &mut Vec<u8>, name: &[u8], value: Option<&[u8]>| {
+        out.extend_from_slice(name);
+        if let Some(v) = value {
+            out.push(b'=');
+            out.extend_from_slice(v);
+        }
+    };
+    let mut cursor = h.line.start;
+    let parsed = Via::parse(first).ok();
+    let mut replaced_any = [false; 8];
+    if let Some(via) = parsed {
+        for p in via.params.iter() {
+            let Some((k, (name, value))) = param_edits()
+                .enumerate()
+                .find(|(_, (n, _))| n.eq_ignore_ascii_case(p.name))
+            else {
+                continue;
+            };
+            let Some(name_span) = msg.span_of(p.name) else {
+                continue;
+            };
+            let end = p
+                .value
+                .and_then(|v| msg.span_of(v))
+                .map_or(name_span.end, |s| s.end);
+            out.extend_from_slice(msg.slice(Span {
+                start: cursor,
+                end: name_span.start,
+            }));
+            put_param(out, name, value);
+            cursor = end;
+            if let Some(flag) = replaced_any.get_mut(k) {
+                *flag = true;
+            }
+        }
+    }
+    out.extend_from_slice(msg.slice(Span {
+        start: cursor,
+        end: first_span.end,
+    }));
+    for (k, (name, value)) in param_edits().enumerate() {
+        if !replaced_any.get(k).copied().unwrap_or(false) {
+            out.push(b';');
+            put_param(out, name, value);
+        }
+    }
+    out.extend_from_slice(msg.slice(Span {
+        start: first_span.end,
+        end: h.line.end,
+    }));
+}
+
+/// Prints `msg` with `edits` applied into `out` (appending; no allocation when `out` has room).
+pub(crate) fn write_message(msg: &Message, edits: &EditList, out: &mut Vec<u8>) {
+    let start_line = msg.start_line_span();
+    match (msg.start_line(), edits.last_uri()) {
+        (StartLine::Request { uri, .. }, Some(new_uri)) => {
+            out.extend_from_slice(msg.slice(Span {
+                start: start_line.start,
+                end: uri.start,
+            }));
+            out.extend_from_slice(new_uri);
+            out.extend_from_slice(msg.slice(Span {
+                start: uri.end,
+                end: start_line.end,
+            }));
+        }
+        _ => out.extend_from_slice(msg.slice(start_line)),
+    }
+    for line in edits.inserts_at(&Position::Top) {
+        put_line(out, line);
+    }
+    let max_forwards = edits.last_max_forwards();
+    let new_body = edits.last_body();
+    let remove_top_via = edits.has(&Edit::RemoveTopVia);
+    let remove_first_route = edits.has(&Edit::RemoveFirstRoute);
+    let via_params = edits
+        .edits
+        .iter()
+        .any(|e| matches!(e, Edit::SetTopViaParam { .. }));
+    let (mut seen_via, mut seen_route, mut wrote_mf, mut wrote_cl) = (false, false, false, false);
+    let headers: &[Header] = msg.headers().as_slice();
+    for (i, h) in headers.iter().enumerate() {
+        if !edits.removes(msg, h) {
+            match h.name {
+                HeaderName::Via if !seen_via => {
+                    seen_via = true;
+                    if remove_top_via {
+                        put_without_first_value(out, msg, h);
+                    } else if via_params {
+                        put_top_via_with_params(out, msg, h, edits);
+                    } else {
+                        out.extend_from_slice(msg.slice(h.line));
+                    }
+                }
+                HeaderName::Route if !seen_route && remove_first_route => {
+                    seen_route = true;
+                    put_without_first_value(out, msg, h);
+                }
+                HeaderName::MaxForwards if max_forwards.is_some() => {
+                    wrote_mf = true;
+                    put_with_value_number(out, msg, h, u64::from(max_forwards.unwrap_or(0)));
+                }
+                HeaderName::ContentLength if new_body.is_some() => {
+                    wrote_cl = true;
+                    let len = new_body.map_or(0, <[u8]>::len);
+                    put_with_value_number(out, msg, h, len as u64);
+                }
+                _ => out.extend_from_slice(msg.slice(h.line)),
+            }
+            if h.name == HeaderName::Route {
+                seen_route = true;
+            }
+        }
+        for e in &edits.edits {
+            if let Edit::Insert {
+                at: Position::AfterLast(key),
+                line,
+            } = e
+            {
+                let is_last = |k: &NameKey| {
+                    k.matches(h.name, msg.slice(h.name_span))
+                        && !headers
+                            .iter()
+                            .skip(i + 1)
+                            .any(|later| k.matches(later.name, msg.slice(later.name_span)))
+                };
+                if is_last(key) {
+                    put_line(out, line);
+                }
+            }
+        }
+    }
+    for e in &edits.edits {
+        if let Edit::Insert {
+            at: Position::AfterLast(key),
+            line,
+        } = e
+        {
+            if !headers
+                .iter()
+                .any(|h| key.matches(h.name, msg.slice(h.name_span)))
+            {
+                put_line(out, line);
+            }
+        }
+    }
+    if let (Some(n), false) = (max_forwards, wrote_mf) {
+        out.extend_from_slice(b"Max-Forwards: ");
+        put_number(out, u64::from(n));
+        out.extend_from_slice(b"\r\n");
+    }
+    if let (Some(body), false) = (new_body, wrote_cl) {
+        out.extend_from_slice(b"Content-Length: ");
+        put_number(out, body.len() as u64);
+        out.extend_from_slice(b"\r\n");
+    }
+    for line in edits.inserts_at(&Position::BeforeBody) {
+        put_line(out, line);
+    }
+    let body = msg.body_span();
+    let blank = msg.slice(Span {
+        start: msg.headers_end(),
+        end: body.start,
+    });
+    out.extend_from_slice(if blank.is_empty() { b"\r\n" } else { blank });
+    out.extend_from_slice(new_body.unwrap_or_else(|| msg.slice(body)));
+}
+
+impl Message {
+    /// Prints the message with `edits` applied, appending to `out`.
+    pub fn write_to(&self, edits: &EditList, out: &mut Vec<u8>) {
+        write_message(self, edits, out);
+    }
+
+    /// Prints the message with `edits` applied into a new buffer.
+    pub fn to_bytes(&self, edits: &EditList) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.as_bytes().len() + 256);
+        write_message(self, edits, &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REQ: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport, SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK2\r\n\
+Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n\
+Max-Forwards: 70\r\n\
+From: <sip:alice@example.com>;tag=a\r\n\
+To: <sip:bob@example.com>\r\n\
+Call-ID: c1\r\n\
+CSeq: 1 INVITE\r\n\
+X-A: 1\r\n\
+x-a: 2\r\n\
+Content-Length: 4\r\n\
+\r\n\
+abcd";
+
+    fn print(edits: &EditList) -> String {
+        let m = Message::parse_slice(REQ).unwrap();
+        String::from_utf8(m.to_bytes(edits)).unwrap()
+    }
+
+    #[test]
+    fn no_edits_is_byte_exact() {
+        assert_eq!(print(&EditList::new()).as_bytes(), REQ);
+    }
+
+    #[test]
+    fn proxy_style_edits() {
+        let mut e = EditList::new();
+        e.prepend_via(b"SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKnew");
+        e.remove_first_route();
+        e.set_request_uri(b"sip:bob@10.1.1.1");
+        e.set_max_forwards(69);
+        e.set_top_via_param(b"received", Some(b"203.0.113.1"));
+        e.set_top_via_param(b"rport", Some(b"5062"));
+        let out = print(&e);
+        assert!(out.starts_with(
+            "INVITE sip:bob@10.1.1.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKnew\r\n"
+        ));
+        assert!(out.contains(
+            "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport=5062;received=203.0.113.1, SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK2\r\n"
+        ));
+        assert!(out.contains("Route: <sip:p2.example.com;lr>\r\n"));
+        assert!(out.contains("Max-Forwards: 69\r\n"));
+        let reparsed = Message::parse_slice(out.as_bytes()).unwrap();
+        assert_eq!(reparsed.vias().count(), 3);
+        assert_eq!(reparsed.body(), b"abcd");
+    }
+
+    #[test]
+    fn remove_headers_and_vias() {
+        let mut e = EditList::new();
+        e.remove_header(b"x-A");
+        e.remove_top_via();
+        e.remove_first_route();
+        e.remove_first_route();
+        let out = print(&e);
+        assert!(!out.to_ascii_lowercase().contains("x-a"));
+        assert!(out.contains("\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK2\r\n"));
+        assert!(out.contains("Route: <sip:p2.example.com;lr>\r\n"));
+        let m =
+            Message::parse_slice(b"OPTIONS sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP h\r\nl: 0\r\n\r\n")
+                .unwrap();
+        let mut e = EditList::new();
+        e.remove_top_via();
+        e.remove_header(b"Content-Length");
+        assert_eq!(m.to_bytes(&e), b"OPTIONS sip:a@b SIP/2.0\r\n\r\n");
+    }
+
+    #[test]
+    fn inserts_in_order_added() {
+        let mut e = EditList::new();
+        e.insert_header(InsertAt::Top, b"X-T: 1");
+        e.insert_header(InsertAt::Top, b"X-T: 2");
+        e.insert_after_last_named(b"X-A", b"X-A: 3");
+        e.insert_header(
+            InsertAt::AfterLast(HeaderName::Contact),
+            b"Contact: <sip:x@y>",
+        );
+        e.insert_header(InsertAt::BeforeBody, b"X-B: 1");
+        let out = print(&e);
+        assert!(out.contains("SIP/2.0\r\nX-T: 1\r\nX-T: 2\r\nVia:"));
+        assert!(out.contains(
+            "x-a: 2\r\nX-A: 3\r\nContent-Length: 4\r\nContact: <sip:x@y>\r\nX-B: 1\r\n\r\nabcd"
+        ));
+    }
+
+    #[test]
+    fn replace_body_fixes_content_length() {
+        let mut e = EditList::new();
+        e.replace_body(b"hello world");
+        let out = print(&e);
+        assert!(out.ends_with("Content-Length: 11\r\n\r\nhello world"));
+        let m =
+            Message::parse_slice(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n").unwrap();
+        assert_eq!(
+            m.to_bytes(&e),
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nContent-Length: 11\r\n\r\nhello world"
+        );
+    }
+
+    #[test]
+    fn rport_without_value_is_replaced() {
+        let m = Message::parse_slice(
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;rport;branch=z\r\n\r\n",
+        )
+        .unwrap();
+        let mut e = EditList::new();
+        e.set_top_via_param(b"rport", Some(b"5070"));
+        e.set_top_via_param(b"received", Some(b"1.2.3.4"));
+        assert_eq!(
+            m.to_bytes(&e),
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;rport=5070;branch=z;received=1.2.3.4\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn write_to_reuses_capacity() {
+        let m = Message::parse_slice(REQ).unwrap();
+        let mut e = EditList::new();
+        e.set_max_forwards(10);
+        let mut out = Vec::with_capacity(4096);
+        let ptr = out.as_ptr();
+        m.write_to(&e, &mut out);
+        assert_eq!(out.as_ptr(), ptr);
+    }
+}

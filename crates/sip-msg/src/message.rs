@@ -1,0 +1,882 @@
+//! The owned message: start line and header index built once, typed views on demand.
+
+use crate::error::SipError;
+use crate::header::{HeaderName, NameKey};
+use crate::scan::{CommaSplit, all_token, is_lws, is_token, parse_u32, trim_lws};
+use crate::uri::{Uri, scheme_is_valid};
+use crate::views::{CSeq, Contact, ContentType, NameAddr, Reason, Via};
+
+/// A byte range `[start, end)` into the message buffer.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Span {
+    pub start: u32,
+    pub end: u32,
+}
+
+impl Span {
+    pub fn len(&self) -> usize {
+        self.end.saturating_sub(self.start) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+
+    fn range(&self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// Request methods. Comparison is case-sensitive (RFC 3261): `invite` is `Other`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Invite,
+    Ack,
+    Cancel,
+    Bye,
+    Options,
+    Register,
+    Prack,
+    Subscribe,
+    Notify,
+    Publish,
+    Info,
+    Refer,
+    Message,
+    Update,
+    /// An extension method; the span holds its name.
+    Other(Span),
+}
+
+const METHODS: &[(Method, &[u8])] = &[
+    (Method::Invite, b"INVITE"),
+    (Method::Ack, b"ACK"),
+    (Method::Cancel, b"CANCEL"),
+    (Method::Bye, b"BYE"),
+    (Method::Options, b"OPTIONS"),
+    (Method::Register, b"REGISTER"),
+    (Method::Prack, b"PRACK"),
+    (Method::Subscribe, b"SUBSCRIBE"),
+    (Method::Notify, b"NOTIFY"),
+    (Method::Publish, b"PUBLISH"),
+    (Method::Info, b"INFO"),
+    (Method::Refer, b"REFER"),
+    (Method::Message, b"MESSAGE"),
+    (Method::Update, b"UPDATE"),
+];
+
+impl Method {
+    /// Maps a method token; unknown tokens become `Other(span)`.
+    pub fn from_bytes(token: &[u8], span: Span) -> Method {
+        METHODS
+            .iter()
+            .find(|(_, name)| *name == token)
+            .map_or(Method::Other(span), |(m, _)| *m)
+    }
+
+    /// The name of a known method; `None` for `Other`.
+    pub fn as_str(&self) -> Option<&'static str> {
+        METHODS
+            .iter()
+            .find(|(m, _)| m == self)
+            .and_then(|(_, name)| std::str::from_utf8(name).ok())
+    }
+}
+
+/// The first line of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StartLine {
+    Request {
+        method: Method,
+        /// The method token.
+        method_span: Span,
+        /// The Request-URI text (checked for a valid scheme; decoded by [`Message::request_uri`]).
+        uri: Span,
+        /// The version text (`SIP/2.0`).
+        version: Span,
+    },
+    Response {
+        code: u16,
+        /// Reason phrase, possibly empty.
+        reason: Span,
+    },
+}
+
+/// One header line of the index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub name: HeaderName,
+    /// The name as written.
+    pub name_span: Span,
+    /// The value, LWS-trimmed; folded lines keep their CR LF inside.
+    pub value: Span,
+    /// The whole header line including its line end.
+    pub line: Span,
+}
+
+/// A parsed SIP message. Owns its datagram; every position is a [`Span`] into it.
+#[derive(Clone, Debug)]
+pub struct Message {
+    buf: Vec<u8>,
+    start: StartLine,
+    /// The start line including its line end.
+    start_line: Span,
+    headers: Vec<Header>,
+    /// Where the empty line that ends the headers begins.
+    headers_end: u32,
+    body: Span,
+    content_length: Option<u32>,
+}
+
+/// Why a datagram could not be parsed, with the partial message when the header index
+/// could still be built (so the proxy can reply with [`ParseError::status`]).
+#[derive(Clone, Debug)]
+pub struct ParseError {
+    pub error: SipError,
+    partial: Option<Box<Message>>,
+}
+
+impl ParseError {
+    pub fn status(&self) -> u16 {
+        self.error.status
+    }
+
+    /// The message as far as it was indexed: all well-formed header lines are in the
+    /// index and the start line is a best-effort reading (a broken request line gives
+    /// its first token as the method; a broken status line gives code 0).
+    pub fn partial(&self) -> Option<&Message> {
+        self.partial.as_deref()
+    }
+
+    pub fn into_partial(self) -> Option<Message> {
+        self.partial.map(|m| *m)
+    }
+}
+
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+fn span(start: usize, end: usize) -> Span {
+    // Callers only pass offsets into a buffer already checked to fit u32.
+    Span {
+        start: u32::try_from(start).unwrap_or(u32::MAX),
+        end: u32::try_from(end).unwrap_or(u32::MAX),
+    }
+}
+
+/// Offset of the first `\n` at or after `from`.
+fn find_lf(buf: &[u8], from: usize) -> Option<usize> {
+    memchr::memchr(b'\n', buf.get(from..)?).map(|p| p + from)
+}
+
+/// End of a line's content: strips the `\r` before the `\n` at `lf`.
+fn content_end(buf: &[u8], line_start: usize, lf: usize) -> usize {
+    if lf > line_start && buf.get(lf - 1) == Some(&b'\r') {
+        lf - 1
+    } else {
+        lf
+    }
+}
+
+/// Parses a request or status line. On error, also returns a best-effort start line.
+fn parse_start_line(buf: &[u8], end: usize) -> Result<StartLine, (SipError, Option<StartLine>)> {
+    let line = buf.get(..end).unwrap_or_default();
+    if line.starts_with(b"SIP/") {
+        return parse_status_line(line).map_err(|e| {
+            (
+                e,
+                Some(StartLine::Response {
+                    code: 0,
+                    reason: Span::default(),
+                }),
+            )
+        });
+    }
+    let first_sp = line.iter().position(|&b| b == b' ');
+    let lenient = || {
+        let m_end = first_sp.unwrap_or(line.len());
+        let u_start = (m_end + 1).min(line.len());
+        let u_end = line
+            .get(u_start..)
+            .and_then(|r| r.iter().position(|&b| b == b' '))
+            .map_or(line.len(), |p| p + u_start);
+        let method_span = span(0, m_end);
+        StartLine::Request {
+            method: Method::from_bytes(line.get(..m_end).unwrap_or_default(), method_span),
+            method_span,
+            uri: span(u_start, u_end),
+            version: span(u_end.min(line.len()), line.len()),
+        }
+    };
+    let fail = |what: &'static str, status: u16| {
+        Err((SipError::with_status(what, status), Some(lenient())))
+    };
+    let Some(m_end) = first_sp else {
+        return fail("bad request line", 400);
+    };
+    let method = line.get(..m_end).unwrap_or_default();
+    if !all_token(method) {
+        return fail("bad method", 400);
+    }
+    let Some(v_sp) = line.iter().rposition(|&b| b == b' ') else {
+        return fail("bad request line", 400);
+    };
+    if v_sp <= m_end {
+        return fail("request line without SIP version", 400);
+    }
+    let uri = line.get(m_end + 1..v_sp).unwrap_or_default();
+    let version = line.get(v_sp + 1..).unwrap_or_default();
+    if let Err(e) = check_version(version) {
+        return fail(e.what, e.status);
+    }
+    if uri.is_empty() || uri.iter().any(|&b| is_lws(b)) {
+        return fail("bad Request-URI (whitespace in request line)", 400);
+    }
+    let colon = uri.iter().position(|&b| b == b':').unwrap_or(0);
+    if !scheme_is_valid(uri.get(..colon).unwrap_or_default()) {
+        return fail("bad Request-URI scheme", 400);
+    }
+    let method_span = span(0, m_end);
+    Ok(StartLine::Request {
+        method: Method::from_bytes(method, method_span),
+        method_span,
+        uri: span(m_end + 1, v_sp),
+        version: span(v_sp + 1, line.len()),
+    })
+}
+
+/// `SIP/2.0` (case-insensitive) is accepted; another well-formed version is 505; junk is 400.
+fn check_version(v: &[u8]) -> Result<(), SipError> {
+    if v.eq_ignore_ascii_case(b"SIP/2.0") {
+        return Ok(());
+    }
+    let well_formed = v.len() > 4
+        && v.get(..4).is_some_and(|p| p.eq_ignore_ascii_case(b"SIP/"))
+        && v.get(4..).is_some_and(|n| {
+            let mut parts = n.split(|&b| b == b'.');
+            let major = parts.next().unwrap_or_default();
+            let minor = parts.next().unwrap_or_default();
+            parts.next().is_none()
+                && !major.is_empty()
+                && !minor.is_empty()
+                && major.iter().chain(minor).all(u8::is_ascii_digit)
+        });
+    if well_formed {
+        Err(SipError::with_status("unsupported SIP version", 505))
+    } else {
+        Err(SipError::bad_request("bad SIP version"))
+    }
+}
+
+fn parse_status_line(line: &[u8]) -> Result<StartLine, SipError> {
+    let sp = line
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or(SipError::bad_request("bad status line"))?;
+    check_version(line.get(..sp).unwrap_or_default())?;
+    let rest = line.get(sp + 1..).unwrap_or_default();
+    let code_len = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+    let code = rest.get(..code_len).unwrap_or_default();
+    if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
+        return Err(SipError::bad_request("status code is not 3 digits"));
+    }
+    let code = parse_u32(code)
+        .and_then(|c| u16::try_from(c).ok())
+        .filter(|c| *c >= 100)
+        .ok_or(SipError::bad_request("bad status code"))?;
+    let reason_start = (sp + 1 + code_len + 1).min(line.len());
+    if line
+        .get(reason_start..)
+        .is_some_and(|r| r.iter().any(|&b| b < b' ' && b != b'\t'))
+    {
+        return Err(SipError::bad_request("control character in reason phrase"));
+    }
+    Ok(StartLine::Response {
+        code,
+        reason: span(reason_start, line.len()),
+    })
+}
+
+impl Message {
+    /// Parses a datagram, taking ownership of the buffer (no copy).
+    ///
+    /// UDP framing: without Content-Length the body is the rest of the datagram; bytes after
+    /// a Content-Length body are ignored.
+    pub fn parse(buf: Vec<u8>) -> Result<Message, ParseError> {
+        if u32::try_from(buf.len()).is_err() {
+            return Err(ParseError {
+                error: SipError::with_status("message too large", 513),
+                partial: None,
+            });
+        }
+        let mut first_err: Option<SipError> = None;
+        let Some(lf) = find_lf(&buf, 0) else {
+            return Err(ParseError {
+                error: SipError::bad_request("no line end after start line"),
+                partial: None,
+            });
+        };
+        let line_end = content_end(&buf, 0, lf);
+        let start = match parse_start_line(&buf, line_end) {
+            Ok(sl) => sl,
+            Err((e, lenient)) => {
+                first_err = Some(e);
+                match lenient {
+                    Some(sl) => sl,
+                    None => {
+                        return Err(ParseError {
+                            error: e,
+                            partial: None,
+                        });
+                    }
+                }
+            }
+        };
+        let mut msg = Message {
+            start,
+            start_line: span(0, lf + 1),
+            headers: Vec::with_capacity(24),
+            headers_end: 0,
+            body: Span::default(),
+            content_length: None,
+            buf,
+        };
+        if let Err(e) = msg.index_headers(lf + 1) {
+            first_err.get_or_insert(e);
+        }
+        match first_err {
+            None => Ok(msg),
+            Some(error) => Err(ParseError {
+                error,
+                partial: Some(Box::new(msg)),
+            }),
+        }
+    }
+
+    /// Copies `bytes` and parses them.
+    pub fn parse_slice(bytes: &[u8]) -> Result<Message, ParseError> {
+        Message::parse(bytes.to_vec())
+    }
+
+    /// Builds the header index from `pos`; keeps indexing past a bad line and returns the
+    /// first error found.
+    fn index_headers(&mut self, mut pos: usize) -> Result<(), SipError> {
+        let buf = &self.buf;
+        let mut first_err: Option<SipError> = None;
+        let mut content_length: Option<u32> = None;
+        loop {
+            let Some(&first) = buf.get(pos) else {
+                self.headers_end = span(pos, pos).start;
+                self.body = span(pos, pos);
+                return Err(first_err.unwrap_or(SipError::bad_request(
+                    "headers not terminated by an empty line",
+                )));
+            };
+            // The empty line ends the headers.
+            if first == b'\n' || (first == b'\r' && buf.get(pos + 1) == Some(&b'\n')) {
+                self.headers_end = span(pos, pos).start;
+                let body_start = if first == b'\n' { pos + 1 } else { pos + 2 };
+                let body_end = match content_length {
+                    Some(cl) => {
+                        let end = body_start.saturating_add(cl as usize);
+                        if end > buf.len() {
+                            first_err.get_or_insert(SipError::bad_request(
+                                "Content-Length larger than the datagram",
+                            ));
+                            buf.len()
+                        } else {
+                            end
+                        }
+                    }
+                    None => buf.len(),
+                };
+                self.body = span(body_start, body_end);
+                self.content_length = content_length;
+                return first_err.map_or(Ok(()), Err);
+            }
+            // Find the end of the logical line: a line end followed by SP/HT continues it.
+            let mut lf = find_lf(buf, pos);
+            while let Some(l) = lf {
+                if matches!(buf.get(l + 1), Some(b' ' | b'\t')) {
+                    lf = find_lf(buf, l + 1);
+                } else {
+                    break;
+                }
+            }
+            let Some(lf) = lf else {
+                self.headers_end = span(buf.len(), buf.len()).start;
+                self.body = span(buf.len(), buf.len());
+                return Err(first_err.unwrap_or(SipError::bad_request(
+                    "headers not terminated by an empty line",
+                )));
+            };
+            let line_end = content_end(buf, pos, lf);
+            let line = buf.get(pos..line_end).unwrap_or_default();
+            let name_len = line
+                .iter()
+                .position(|&b| !is_token(b))
+                .unwrap_or(line.len());
+            let after_name = line
+                .get(name_len..)
+                .unwrap_or_default()
+                .iter()
+                .position(|&b| b != b' ' && b != b'\t')
+                .map(|p| p + name_len);
+            let colon = after_name.filter(|&p| line.get(p) == Some(&b':'));
+            match colon {
+                Some(colon) if name_len > 0 => {
+                    let name_bytes = line.get(..name_len).unwrap_or_default();
+                    let name = HeaderName::from_bytes(name_bytes);
+                    let raw_value = line.get(colon + 1..).unwrap_or_default();
+                    let value = trim_lws(raw_value);
+                    let value_start = if value.is_empty() {
+                        pos + line.len()
+                    } else {
+                        pos + colon + 1 + raw_value.iter().position(|&b| !is_lws(b)).unwrap_or(0)
+                    };
+                    if name == HeaderName::ContentLength {
+                        match parse_u32(value) {
+                            None => {
+                                first_err
+                                    .get_or_insert(SipError::bad_request("bad Content-Length"));
+                            }
+                            Some(cl) => match content_length {
+                                Some(prev) if prev != cl => {
+                                    first_err.get_or_insert(SipError::bad_request(
+                                        "conflicting Content-Length headers",
+                                    ));
+                                }
+                                _ => content_length = Some(cl),
+                            },
+                        }
+                    }
+                    self.headers.push(Header {
+                        name,
+                        name_span: span(pos, pos + name_len),
+                        value: span(value_start, value_start + value.len()),
+                        line: span(pos, lf + 1),
+                    });
+                }
+                _ => {
+                    first_err.get_or_insert(SipError::bad_request("bad header line"));
+                }
+            }
+            pos = lf + 1;
+        }
+    }
+
+    /// The whole datagram as received.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Gives the buffer back.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.buf
+    }
+
+    /// The bytes of a span (empty when out of range).
+    pub fn slice(&self, s: Span) -> &[u8] {
+        self.buf.get(s.range()).unwrap_or_default()
+    }
+
+    /// The span of a sub-slice of this message's buffer (`None` if it points elsewhere).
+    pub fn span_of(&self, sub: &[u8]) -> Option<Span> {
+        let base = self.buf.as_ptr() as usize;
+        let start = (sub.as_ptr() as usize).checked_sub(base)?;
+        let end = start.checked_add(sub.len())?;
+        (end <= self.buf.len()).then(|| span(start, end))
+    }
+
+    pub fn start_line(&self) -> &StartLine {
+        &self.start
+    }
+
+    /// The start line including its line end.
+    pub fn start_line_span(&self) -> Span {
+        self.start_line
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    /// The request method, `None` for responses.
+    pub fn method(&self) -> Option<Method> {
+        match self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The request method token as written, `None` for responses.
+    pub fn method_bytes(&self) -> Option<&[u8]> {
+        match self.start {
+            StartLine::Request { method_span, .. } => Some(self.slice(method_span)),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code, `None` for requests.
+    pub fn status_code(&self) -> Option<u16> {
+        match self.start {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The reason phrase, `None` for requests.
+    pub fn reason_phrase(&self) -> Option<&[u8]> {
+        match self.start {
+            StartLine::Response { reason, .. } => Some(self.slice(reason)),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The Request-URI text, `None` for responses.
+    pub fn request_uri_bytes(&self) -> Option<&[u8]> {
+        match self.start {
+            StartLine::Request { uri, .. } => Some(self.slice(uri)),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The decoded Request-URI (any scheme; others are opaque).
+    pub fn request_uri(&self) -> Result<Uri<'_>, SipError> {
+        self.request_uri_bytes()
+            .ok_or(SipError::bad_request("response has no Request-URI"))
+            .and_then(Uri::parse)
+    }
+
+    /// All header lines in order.
+    pub fn headers(&self) -> std::slice::Iter<'_, Header> {
+        self.headers.iter()
+    }
+
+    /// The first header with this name.
+    pub fn header(&self, name: HeaderName) -> Option<&Header> {
+        self.headers.iter().find(|h| h.name == name)
+    }
+
+    /// Every header with this name, in order.
+    pub fn headers_of(&self, name: HeaderName) -> impl Iterator<Item = &Header> + '_ {
+        self.headers.iter().filter(move |h| h.name == name)
+    }
+
+    /// Every header with this name as written (case-insensitive, compact forms mapped).
+    pub fn headers_named(&self, name: &[u8]) -> impl Iterator<Item = &Header> + '_ {
+        let key = NameKey::new(name);
+        self.headers
+            .iter()
+            .filter(move |h| key.matches(h.name, self.slice(h.name_span)))
+    }
+
+    /// The value of the first header with this name.
+    pub fn header_value(&self, name: HeaderName) -> Option<&[u8]> {
+        self.header(name).map(|h| self.slice(h.value))
+    }
+
+    /// The values of every header with this name; list headers (Via, Route, Record-Route,
+    /// Contact, Require, ...) are split at commas outside quotes and `<>`.
+    pub fn header_values(&self, name: HeaderName) -> impl Iterator<Item = Span> + '_ {
+        self.headers_of(name).flat_map(move |h| {
+            let value = self.slice(h.value);
+            let split = name.is_list().then(|| CommaSplit::new(value));
+            let whole = (!name.is_list()).then_some(h.value);
+            split
+                .into_iter()
+                .flatten()
+                .filter_map(move |v| self.span_of(v))
+                .chain(whole)
+        })
+    }
+
+    fn values_bytes(&self, name: HeaderName) -> impl Iterator<Item = &[u8]> + '_ {
+        self.header_values(name).map(move |s| self.slice(s))
+    }
+
+    /// The index range of the headers (start of the first header line to the empty line).
+    pub fn headers_end(&self) -> u32 {
+        self.headers_end
+    }
+
+    /// The body bytes (per Content-Length, or the rest of the datagram without one).
+    pub fn body(&self) -> &[u8] {
+        self.slice(self.body)
+    }
+
+    pub fn body_span(&self) -> Span {
+        self.body
+    }
+
+    /// The Content-Length value, `None` when the header is absent.
+    pub fn content_length(&self) -> Option<u32> {
+        self.content_length
+    }
+
+    /// The first Via value.
+    pub fn top_via(&self) -> Result<Via<'_>, SipError> {
+        self.values_bytes(HeaderName::Via)
+            .next()
+            .ok_or(SipError::bad_request("missing Via"))
+            .and_then(Via::parse)
+    }
+
+    /// Every Via value, top first.
+    pub fn vias(&self) -> impl Iterator<Item = Result<Via<'_>, SipError>> + '_ {
+        self.values_bytes(HeaderName::Via).map(Via::parse)
+    }
+
+    fn single(&self, name: HeaderName, missing: &'static str) -> Result<&[u8], SipError> {
+        self.header_value(name)
+            .ok_or(SipError::bad_request(missing))
+    }
+
+    pub fn cseq(&self) -> Result<CSeq<'_>, SipError> {
+        self.single(HeaderName::CSeq, "missing CSeq")
+            .and_then(CSeq::parse)
+    }
+
+    pub fn call_id(&self) -> Result<&[u8], SipError> {
+        let v = self.single(HeaderName::CallId, "missing Call-ID")?;
+        if v.is_empty() || v.iter().any(|&b| is_lws(b)) {
+            return Err(SipError::bad_request("bad Call-ID"));
+        }
+        Ok(v)
+    }
+
+    pub fn from(&self) -> Result<NameAddr<'_>, SipError> {
+        self.single(HeaderName::From, "missing From")
+            .and_then(NameAddr::parse)
+    }
+
+    pub fn to(&self) -> Result<NameAddr<'_>, SipError> {
+        self.single(HeaderName::To, "missing To")
+            .and_then(NameAddr::parse)
+    }
+
+    /// Max-Forwards, `None` when absent.
+    pub fn max_forwards(&self) -> Result<Option<u32>, SipError> {
+        self.header_value(HeaderName::MaxForwards)
+            .map(|v| parse_u32(v).ok_or(SipError::bad_request("bad Max-Forwards")))
+            .transpose()
+    }
+
+    /// Expires, `None` when absent; huge values saturate to u32::MAX.
+    pub fn expires(&self) -> Result<Option<u32>, SipError> {
+        self.header_value(HeaderName::Expires)
+            .map(|v| {
+                if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+                    Err(SipError::bad_request("bad Expires"))
+                } else {
+                    Ok(parse_u32(v).unwrap_or(u32::MAX))
+                }
+            })
+            .transpose()
+    }
+
+    pub fn contacts(&self) -> impl Iterator<Item = Result<Contact<'_>, SipError>> + '_ {
+        self.values_bytes(HeaderName::Contact).map(Contact::parse)
+    }
+
+    pub fn routes(&self) -> impl Iterator<Item = Result<NameAddr<'_>, SipError>> + '_ {
+        self.values_bytes(HeaderName::Route).map(NameAddr::parse)
+    }
+
+    pub fn record_routes(&self) -> impl Iterator<Item = Result<NameAddr<'_>, SipError>> + '_ {
+        self.values_bytes(HeaderName::RecordRoute)
+            .map(NameAddr::parse)
+    }
+
+    pub fn content_type(&self) -> Result<Option<ContentType<'_>>, SipError> {
+        self.header_value(HeaderName::ContentType)
+            .map(ContentType::parse)
+            .transpose()
+    }
+
+    /// Option tags of every Require header.
+    pub fn require(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.values_bytes(HeaderName::Require)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// Option tags of every Proxy-Require header (a proxy answers 420 for unknown ones).
+    pub fn proxy_require(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.values_bytes(HeaderName::ProxyRequire)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// Option tags of every Supported header.
+    pub fn supported(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.values_bytes(HeaderName::Supported)
+            .filter(|t| !t.is_empty())
+    }
+
+    /// Every Reason value (Reason is a comma list in RFC 3326).
+    pub fn reasons(&self) -> impl Iterator<Item = Result<Reason<'_>, SipError>> + '_ {
+        self.headers_of(HeaderName::Reason)
+            .flat_map(move |h| CommaSplit::new(self.slice(h.value)))
+            .map(Reason::parse)
+    }
+
+    /// The checks a proxy makes before routing a request (or relaying a reply).
+    pub fn validate(&self) -> Result<(), SipError> {
+        for (name, missing) in [
+            (HeaderName::Via, "missing Via"),
+            (HeaderName::From, "missing From"),
+            (HeaderName::To, "missing To"),
+            (HeaderName::CallId, "missing Call-ID"),
+            (HeaderName::CSeq, "missing CSeq"),
+        ] {
+            if self.header(name).is_none() {
+                return Err(SipError::bad_request(missing));
+            }
+        }
+        for (name, dup) in [
+            (HeaderName::From, "more than one From"),
+            (HeaderName::To, "more than one To"),
+            (HeaderName::CallId, "more than one Call-ID"),
+            (HeaderName::CSeq, "more than one CSeq"),
+            (HeaderName::MaxForwards, "more than one Max-Forwards"),
+        ] {
+            if self.headers_of(name).nth(1).is_some() {
+                return Err(SipError::bad_request(dup));
+            }
+        }
+        let cseq = self.cseq()?;
+        self.call_id()?;
+        self.from()?;
+        self.to()?;
+        for via in self.vias() {
+            via?;
+        }
+        self.max_forwards()?;
+        if let StartLine::Request { method_span, .. } = self.start {
+            // CANCEL and ACK carry their own method in CSeq too (RFC 3261 9.1, 17.1.1.3).
+            if cseq.method != self.slice(method_span) {
+                return Err(SipError::bad_request(
+                    "CSeq method does not match request method",
+                ));
+            }
+            self.request_uri()?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INVITE: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport, SIP/2.0/UDP 10.0.0.2\r\n\
+v: SIP/2.0/TCP 10.0.0.3;branch=z9hG4bK3\r\n\
+f: \"Alice\" <sip:alice@example.com>;tag=a1\r\n\
+To: <sip:bob@example.com>\r\n\
+i: call-1@example.com\r\n\
+CSeq: 1 INVITE\r\n\
+Max-Forwards: 70\r\n\
+Contact: <sip:alice@10.0.0.1>, \"x,y\" <sip:z@h;a=1,2>\r\n\
+l: 4\r\n\
+\r\n\
+bodyTRAILING";
+
+    #[test]
+    fn index_and_views() {
+        let m = Message::parse_slice(INVITE).unwrap();
+        assert_eq!(m.method(), Some(Method::Invite));
+        assert_eq!(m.request_uri_bytes(), Some(&b"sip:bob@example.com"[..]));
+        assert_eq!(m.headers().count(), 9);
+        assert_eq!(m.vias().count(), 3);
+        assert_eq!(m.top_via().unwrap().branch(), Some(&b"z9hG4bK1"[..]));
+        assert_eq!(m.top_via().unwrap().rport(), Some(None));
+        assert_eq!(m.from().unwrap().tag(), Some(&b"a1"[..]));
+        assert_eq!(m.to().unwrap().tag(), None);
+        assert_eq!(m.call_id().unwrap(), b"call-1@example.com");
+        assert_eq!(m.cseq().unwrap().number, 1);
+        assert_eq!(m.max_forwards().unwrap(), Some(70));
+        assert_eq!(m.contacts().count(), 2);
+        assert_eq!(m.body(), b"body");
+        assert_eq!(m.headers_named(b"CALL-id").count(), 1);
+        assert_eq!(m.headers_named(b"v").count(), 2);
+        m.validate().unwrap();
+    }
+
+    #[test]
+    fn lf_only_and_folding() {
+        let m = Message::parse_slice(
+            b"OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h\n ;branch=x\nFrom: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCall-ID: c\nCSeq: 2\n\tOPTIONS\n\n",
+        )
+        .unwrap();
+        assert_eq!(m.top_via().unwrap().branch(), Some(&b"x"[..]));
+        assert_eq!(m.cseq().unwrap().method, b"OPTIONS");
+        assert_eq!(m.body(), b"");
+        m.validate().unwrap();
+    }
+
+    #[test]
+    fn start_line_errors() {
+        let e = Message::parse_slice(b"OPTIONS sip:a@b SIP/7.0\r\nVia: SIP/2.0/UDP h\r\n\r\n")
+            .unwrap_err();
+        assert_eq!(e.status(), 505);
+        let p = e.partial().unwrap();
+        assert!(p.top_via().is_ok());
+        for bad in [
+            &b"INVITE  sip:a@b  SIP/2.0\r\n\r\n"[..],
+            b"INVITE <sip:a@b> SIP/2.0\r\n\r\n",
+            b"INVITE sip:a@b; lr SIP/2.0\r\n\r\n",
+            b"INVITE sip:a@b\r\n\r\n",
+            b"SIP/2.0 4294967301 x\r\n\r\n",
+            b"SIP/2.0 20 x\r\n\r\n",
+        ] {
+            assert_eq!(
+                Message::parse_slice(bad).unwrap_err().status(),
+                400,
+                "{:?}",
+                bad
+            );
+        }
+        let r = Message::parse_slice(b"SIP/2.0 100 \r\n\r\n").unwrap();
+        assert_eq!(r.status_code(), Some(100));
+        assert_eq!(r.reason_phrase(), Some(&b""[..]));
+    }
+
+    #[test]
+    fn content_length_errors() {
+        for bad in [
+            &b"OPTIONS sip:a@b SIP/2.0\r\nl: 10\r\n\r\nshort"[..],
+            b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: x\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 1\r\nl: 2\r\n\r\nab",
+        ] {
+            assert_eq!(Message::parse_slice(bad).unwrap_err().status(), 400);
+        }
+        let same = Message::parse_slice(
+            b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 2\r\nl: 2\r\n\r\nabc",
+        )
+        .unwrap();
+        assert_eq!(same.body(), b"ab");
+    }
+
+    #[test]
+    fn validate_mismatch_and_duplicates() {
+        let m = Message::parse_slice(
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(
+            m.validate().unwrap_err().what,
+            "CSeq method does not match request method"
+        );
+        let m = Message::parse_slice(
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>\r\nTo: <sip:a@b>\r\nt: <sip:c@d>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        )
+        .unwrap();
+        assert_eq!(m.validate().unwrap_err().what, "more than one To");
+    }
+}

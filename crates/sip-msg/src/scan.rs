@@ -1,0 +1,270 @@
+//! Byte-level helpers shared by the parsers: character classes, LWS trimming,
+//! comma splitting that respects quotes and `<>`, and lazy parameter lists.
+
+use crate::error::SipError;
+
+/// RFC 3261 `token` characters.
+pub(crate) fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+        )
+}
+
+/// Whitespace inside a header value: folded lines keep their CR LF, so those count too.
+pub(crate) fn is_lws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+pub(crate) fn trim_lws(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| !is_lws(b)).unwrap_or(s.len());
+    let end = s.iter().rposition(|&b| !is_lws(b)).map_or(start, |p| p + 1);
+    s.get(start..end).unwrap_or_default()
+}
+
+pub(crate) fn skip_lws(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| !is_lws(b)).unwrap_or(s.len());
+    s.get(start..).unwrap_or_default()
+}
+
+pub(crate) fn all_token(s: &[u8]) -> bool {
+    !s.is_empty() && s.iter().all(|&b| is_token(b))
+}
+
+/// Parses a decimal u32 (leading zeros allowed). `None` when empty, non-digit or overflowing.
+pub(crate) fn parse_u32(s: &[u8]) -> Option<u32> {
+    if s.is_empty() {
+        return None;
+    }
+    let mut n: u32 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u32::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+/// Length of a quoted string starting at `s[0] == '"'`, including both quotes.
+/// `None` when the closing quote is missing.
+pub(crate) fn quoted_len(s: &[u8]) -> Option<usize> {
+    let mut i = 1;
+    while let Some(&b) = s.get(i) {
+        match b {
+            b'\\' => i += 2,
+            b'"' => return Some(i + 1),
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// Iterator over the comma-separated elements of a header value. Commas inside
+/// quoted strings and `<...>` do not split. Elements are LWS-trimmed; empty ones are yielded
+/// as empty slices so that callers can reject them.
+#[derive(Clone, Debug)]
+pub(crate) struct CommaSplit<'a> {
+    rest: Option<&'a [u8]>,
+}
+
+impl<'a> CommaSplit<'a> {
+    pub(crate) fn new(value: &'a [u8]) -> CommaSplit<'a> {
+        let value = trim_lws(value);
+        CommaSplit {
+            rest: if value.is_empty() { None } else { Some(value) },
+        }
+    }
+}
+
+impl<'a> Iterator for CommaSplit<'a> {
+    type Item = &'a [u8];
+
+    fn next(&mut self) -> Option<&'a [u8]> {
+        let s = self.rest?;
+        let mut i = 0;
+        let mut in_angle = false;
+        while let Some(&b) = s.get(i) {
+            match b {
+                b'"' => match quoted_len(s.get(i..).unwrap_or_default()) {
+                    Some(n) => i += n,
+                    // Unbalanced quote: the rest is one element; its parser reports the error.
+                    None => i = s.len(),
+                },
+                b'<' => {
+                    in_angle = true;
+                    i += 1;
+                }
+                b'>' => {
+                    in_angle = false;
+                    i += 1;
+                }
+                b',' if !in_angle => {
+                    self.rest = s.get(i + 1..);
+                    return Some(trim_lws(s.get(..i).unwrap_or_default()));
+                }
+                _ => i += 1,
+            }
+        }
+        self.rest = None;
+        Some(trim_lws(s))
+    }
+}
+
+/// A `;name[=value]` parameter list, kept as raw bytes and scanned on demand.
+/// The raw text starts at the first `;` (or is empty).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Params<'a> {
+    raw: &'a [u8],
+}
+
+/// One parameter: name and optional value (quotes kept), both LWS-trimmed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Param<'a> {
+    /// Parameter name as written.
+    pub name: &'a [u8],
+    /// Value after `=`, if any (a quoted value keeps its quotes).
+    pub value: Option<&'a [u8]>,
+}
+
+impl<'a> Params<'a> {
+    /// Checks the syntax of a parameter list (`raw` starts with `;` or is empty, after LWS).
+    pub(crate) fn parse(raw: &'a [u8]) -> Result<Params<'a>, SipError> {
+        let params = Params { raw };
+        let mut rest = skip_lws(raw);
+        while !rest.is_empty() {
+            let (param, tail) = split_param(rest)?;
+            if param.name.is_empty() {
+                return Err(SipError::bad_request("empty parameter"));
+            }
+            rest = tail;
+        }
+        Ok(params)
+    }
+
+    /// The raw text of the list, starting at the first `;`.
+    pub fn raw(&self) -> &'a [u8] {
+        self.raw
+    }
+
+    /// Iterates over the parameters in order.
+    pub fn iter(&self) -> ParamIter<'a> {
+        ParamIter {
+            rest: skip_lws(self.raw),
+        }
+    }
+
+    /// Looks a parameter up by name (case-insensitive). `Some(None)` means present without value.
+    pub fn get(&self, name: &[u8]) -> Option<Option<&'a [u8]>> {
+        self.iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .map(|p| p.value)
+    }
+
+    /// True when the parameter is present (with or without value).
+    pub fn has(&self, name: &[u8]) -> bool {
+        self.get(name).is_some()
+    }
+}
+
+/// Iterator over a [`Params`] list.
+#[derive(Clone, Debug)]
+pub struct ParamIter<'a> {
+    rest: &'a [u8],
+}
+
+impl<'a> Iterator for ParamIter<'a> {
+    type Item = Param<'a>;
+
+    fn next(&mut self) -> Option<Param<'a>> {
+        if self.rest.is_empty() {
+            return None;
+        }
+        match split_param(self.rest) {
+            Ok((param, tail)) => {
+                self.rest = tail;
+                Some(param)
+            }
+            Err(_) => {
+                self.rest = &[];
+                None
+            }
+        }
+    }
+}
+
+/// Splits `;name[=value]` off the front of `s` (which starts with `;`).
+fn split_param(s: &[u8]) -> Result<(Param<'_>, &[u8]), SipError> {
+    let body = match s.split_first() {
+        Some((b';', body)) => skip_lws(body),
+        _ => return Err(SipError::bad_request("parameter does not start with ';'")),
+    };
+    let name_len = body
+        .iter()
+        .position(|&b| !is_token(b))
+        .unwrap_or(body.len());
+    let (name, after) = body.split_at(name_len);
+    let after = skip_lws(after);
+    let (value, tail) = match after.split_first() {
+        Some((b'=', v)) => {
+            let v = skip_lws(v);
+            let len = match v.first() {
+                Some(b'"') => quoted_len(v)
+                    .ok_or(SipError::bad_request("unterminated quoted parameter value"))?,
+                Some(b'[') => v
+                    .iter()
+                    .position(|&b| b == b']')
+                    .map(|p| p + 1)
+                    .ok_or(SipError::bad_request("unterminated IPv6 parameter value"))?,
+                _ => v
+                    .iter()
+                    .position(|&b| b == b';' || is_lws(b))
+                    .unwrap_or(v.len()),
+            };
+            let (value, tail) = v.split_at(len);
+            if value.is_empty() {
+                return Err(SipError::bad_request("empty parameter value"));
+            }
+            (Some(value), skip_lws(tail))
+        }
+        _ => (None, after),
+    };
+    match tail.first() {
+        None | Some(b';') => Ok((Param { name, value }, tail)),
+        Some(_) => Err(SipError::bad_request("junk after parameter")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn comma_split_respects_quotes_and_angles() {
+        let v: Vec<&[u8]> = CommaSplit::new(b" \"a,b\" <sip:x;a=1,2>;q=1 , <sip:y> ,").collect();
+        assert_eq!(
+            v,
+            vec![&b"\"a,b\" <sip:x;a=1,2>;q=1"[..], &b"<sip:y>"[..], &b""[..]]
+        );
+    }
+
+    #[test]
+    fn params_with_lws_and_flags() {
+        let p = Params::parse(b" ;   tag    = 1918181833n ; lr;x=\"a;b\"").unwrap();
+        assert_eq!(p.get(b"TAG"), Some(Some(&b"1918181833n"[..])));
+        assert_eq!(p.get(b"lr"), Some(None));
+        assert_eq!(p.get(b"x"), Some(Some(&b"\"a;b\""[..])));
+        assert_eq!(p.get(b"none"), None);
+        assert!(Params::parse(b";;").is_err());
+        assert!(Params::parse(b";a=").is_err());
+    }
+
+    #[test]
+    fn u32_overflow_is_none() {
+        assert_eq!(parse_u32(b"0009"), Some(9));
+        assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
+        assert_eq!(parse_u32(b"4294967296"), None);
+        assert_eq!(parse_u32(b"-1"), None);
+    }
+}

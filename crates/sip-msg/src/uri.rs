@@ -1,0 +1,292 @@
+//! URIs: sip/sips decoded into parts, tel into number + params, any other scheme kept opaque
+//! (the proxy decides 416 later). Escapes (`%HH`) are kept raw everywhere.
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::error::SipError;
+use crate::scan::{Params, parse_u32};
+
+/// The URI scheme.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    Sip,
+    Sips,
+    Tel,
+    /// Any other syntactically valid scheme; the URI body is kept opaque.
+    Other,
+}
+
+/// The host part of a sip/sips URI (or a Via sent-by).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Host<'a> {
+    /// A host name, as written.
+    Name(&'a [u8]),
+    Ipv4(Ipv4Addr),
+    /// An IPv6 reference; the address is parsed from between the brackets.
+    Ipv6(Ipv6Addr),
+}
+
+impl<'a> Host<'a> {
+    /// Parses a host: `[IPv6]`, dotted IPv4, or a host name (alphanumerics, `-`, `.`, `_`).
+    pub fn parse(s: &'a [u8]) -> Result<Host<'a>, SipError> {
+        if let Some(inner) = s.strip_prefix(b"[") {
+            let inner = inner
+                .strip_suffix(b"]")
+                .ok_or(SipError::bad_request("unterminated IPv6 reference"))?;
+            return std::str::from_utf8(inner)
+                .ok()
+                .and_then(|t| t.parse::<Ipv6Addr>().ok())
+                .map(Host::Ipv6)
+                .ok_or(SipError::bad_request("bad IPv6 address"));
+        }
+        if s.is_empty() {
+            return Err(SipError::bad_request("empty host"));
+        }
+        if s.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
+            if let Some(ip) = std::str::from_utf8(s)
+                .ok()
+                .and_then(|t| t.parse::<Ipv4Addr>().ok())
+            {
+                return Ok(Host::Ipv4(ip));
+            }
+        }
+        if s.iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+        {
+            Ok(Host::Name(s))
+        } else {
+            Err(SipError::bad_request("bad host name"))
+        }
+    }
+}
+
+/// A parsed URI. Borrowed from the bytes it was parsed from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Uri<'a> {
+    /// The whole URI text.
+    pub raw: &'a [u8],
+    pub scheme: Scheme,
+    /// The scheme as written (without the `:`).
+    pub scheme_raw: &'a [u8],
+    /// sip/sips: user part with escapes kept raw (may contain `;`, as in RFC 4475 semiuri).
+    /// tel: the subscriber number.
+    pub user: Option<&'a [u8]>,
+    /// sip/sips: the password after `user:`.
+    pub password: Option<&'a [u8]>,
+    /// sip/sips: the host; `None` for tel and other schemes.
+    pub host: Option<Host<'a>>,
+    /// The host as written (brackets kept for IPv6); empty when there is no host.
+    pub host_raw: &'a [u8],
+    pub port: Option<u16>,
+    /// sip/sips/tel parameters (`;lr;transport=udp`).
+    pub params: Params<'a>,
+    /// sip/sips headers after `?`, raw.
+    pub headers: Option<&'a [u8]>,
+    /// Other schemes: everything after the first `:`.
+    pub opaque: &'a [u8],
+}
+
+fn is_uri_char(b: u8) -> bool {
+    b > b' ' && b < 0x7f && !matches!(b, b'<' | b'>' | b'"')
+}
+
+impl<'a> Uri<'a> {
+    /// Parses a URI from any byte slice (no surrounding whitespace or `<>` allowed).
+    pub fn parse(s: &'a [u8]) -> Result<Uri<'a>, SipError> {
+        let colon = s
+            .iter()
+            .position(|&b| b == b':')
+            .ok_or(SipError::bad_request("URI without scheme"))?;
+        let (scheme_raw, rest) = s.split_at(colon);
+        let rest = rest.get(1..).unwrap_or_default();
+        if !scheme_is_valid(scheme_raw) {
+            return Err(SipError::bad_request("bad URI scheme"));
+        }
+        if !s.iter().all(|&b| is_uri_char(b)) {
+            return Err(SipError::bad_request("bad character in URI"));
+        }
+        let scheme = if scheme_raw.eq_ignore_ascii_case(b"sip") {
+            Scheme::Sip
+        } else if scheme_raw.eq_ignore_ascii_case(b"sips") {
+            Scheme::Sips
+        } else if scheme_raw.eq_ignore_ascii_case(b"tel") {
+            Scheme::Tel
+        } else {
+            Scheme::Other
+        };
+        let mut uri = Uri {
+            raw: s,
+            scheme,
+            scheme_raw,
+            user: None,
+            password: None,
+            host: None,
+            host_raw: &[],
+            port: None,
+            params: Params::default(),
+            headers: None,
+            opaque: rest,
+        };
+        match scheme {
+            Scheme::Sip | Scheme::Sips => uri.parse_sip(rest)?,
+            Scheme::Tel => {
+                let semi = rest.iter().position(|&b| b == b';').unwrap_or(rest.len());
+                let (number, params) = rest.split_at(semi);
+                if number.is_empty() {
+                    return Err(SipError::bad_request("empty tel number"));
+                }
+                uri.user = Some(number);
+                uri.params = Params::parse(params)?;
+            }
+            Scheme::Other => {
+                if rest.is_empty() {
+                    return Err(SipError::bad_request("empty URI"));
+                }
+            }
+        }
+        Ok(uri)
+    }
+
+    fn parse_sip(&mut self, rest: &'a [u8]) -> Result<(), SipError> {
+        // '@' is only legal unescaped in the userinfo, so the first one ends it.
+        let hostport_etc = match rest.iter().position(|&b| b == b'@') {
+            Some(at) => {
+                let (userinfo, tail) = rest.split_at(at);
+                let (user, password) = match userinfo.iter().position(|&b| b == b':') {
+                    Some(c) => (
+                        userinfo.get(..c).unwrap_or_default(),
+                        Some(userinfo.get(c + 1..).unwrap_or_default()),
+                    ),
+                    None => (userinfo, None),
+                };
+                if user.is_empty() {
+                    return Err(SipError::bad_request("empty user in URI"));
+                }
+                self.user = Some(user);
+                self.password = password;
+                tail.get(1..).unwrap_or_default()
+            }
+            None => rest,
+        };
+        let (before_headers, headers) = match hostport_etc.iter().position(|&b| b == b'?') {
+            Some(q) => (
+                hostport_etc.get(..q).unwrap_or_default(),
+                Some(hostport_etc.get(q + 1..).unwrap_or_default()),
+            ),
+            None => (hostport_etc, None),
+        };
+        self.headers = headers;
+        let hostport_len = if before_headers.first() == Some(&b'[') {
+            before_headers
+                .iter()
+                .position(|&b| b == b']')
+                .map(|p| p + 1)
+                .ok_or(SipError::bad_request("unterminated IPv6 reference"))?
+        } else {
+            before_headers
+                .iter()
+                .position(|&b| b == b':' || b == b';')
+                .unwrap_or(before_headers.len())
+        };
+        let (host, after_host) = before_headers.split_at(hostport_len);
+        self.host = Some(Host::parse(host)?);
+        self.host_raw = host;
+        let params = match after_host.split_first() {
+            Some((b':', port_etc)) => {
+                let end = port_etc
+                    .iter()
+                    .position(|&b| b == b';')
+                    .unwrap_or(port_etc.len());
+                let (port, params) = port_etc.split_at(end);
+                self.port = Some(parse_port(port)?);
+                params
+            }
+            _ => after_host,
+        };
+        self.params = Params::parse(params)?;
+        Ok(())
+    }
+
+    /// A parameter of a sip/sips/tel URI (`Some(None)` when present without value).
+    pub fn param(&self, name: &[u8]) -> Option<Option<&'a [u8]>> {
+        self.params.get(name)
+    }
+
+    /// True for sip: and sips: URIs.
+    pub fn is_sip(&self) -> bool {
+        matches!(self.scheme, Scheme::Sip | Scheme::Sips)
+    }
+}
+
+/// Parses a port number 0..=65535.
+pub(crate) fn parse_port(s: &[u8]) -> Result<u16, SipError> {
+    parse_u32(s)
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or(SipError::bad_request("bad port"))
+}
+
+/// RFC 3986 scheme: ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ).
+pub(crate) fn scheme_is_valid(s: &[u8]) -> bool {
+    match s.split_first() {
+        Some((first, tail)) => {
+            first.is_ascii_alphabetic()
+                && tail
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
+        }
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_uri_parts() {
+        let u = Uri::parse(b"sip:alice:pw@[2001:db8::1]:5070;lr;transport=udp?Subject=x").unwrap();
+        assert_eq!(u.scheme, Scheme::Sip);
+        assert_eq!(u.user, Some(&b"alice"[..]));
+        assert_eq!(u.password, Some(&b"pw"[..]));
+        assert_eq!(u.host, Some(Host::Ipv6("2001:db8::1".parse().unwrap())));
+        assert_eq!(u.port, Some(5070));
+        assert_eq!(u.param(b"lr"), Some(None));
+        assert_eq!(u.param(b"transport"), Some(Some(&b"udp"[..])));
+        assert_eq!(u.headers, Some(&b"Subject=x"[..]));
+    }
+
+    #[test]
+    fn user_with_semicolon_and_escapes() {
+        let u = Uri::parse(b"sip:user;par=u%40example.net@example.com").unwrap();
+        assert_eq!(u.user, Some(&b"user;par=u%40example.net"[..]));
+        assert_eq!(u.host, Some(Host::Name(b"example.com")));
+        assert!(u.params.raw().is_empty());
+    }
+
+    #[test]
+    fn ipv4_tel_and_opaque() {
+        let u = Uri::parse(b"sips:192.0.2.1:5061").unwrap();
+        assert_eq!(u.host, Some(Host::Ipv4(Ipv4Addr::new(192, 0, 2, 1))));
+        assert_eq!(u.port, Some(5061));
+        let t = Uri::parse(b"tel:+1-201-555-0123;phone-context=x").unwrap();
+        assert_eq!(t.scheme, Scheme::Tel);
+        assert_eq!(t.user, Some(&b"+1-201-555-0123"[..]));
+        let o = Uri::parse(b"soap.beep://192.0.2.103:3002").unwrap();
+        assert_eq!(o.scheme, Scheme::Other);
+        assert_eq!(o.opaque, b"//192.0.2.103:3002");
+    }
+
+    #[test]
+    fn bad_uris_are_400() {
+        for bad in [
+            &b"<sip:a@b>"[..],
+            b"sip:a@b c",
+            b"sip:",
+            b"sip:a@b:99999",
+            b"nocolon",
+            b"sip:@h",
+        ] {
+            assert_eq!(Uri::parse(bad).unwrap_err().status, 400, "{:?}", bad);
+        }
+    }
+}
