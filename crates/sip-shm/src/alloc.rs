@@ -12,9 +12,10 @@
 //!
 //! An allocation tries, in order: its class's free list; the bump range; splitting a
 //! free block of a larger class (halving, pushing the unused halves onto the smaller
-//! lists); carving from a free large block. Blocks are never merged back, except that a
-//! block adjacent to the bump range is returned to it. Failing all that is
-//! [`ShmError::Exhausted`].
+//! lists); carving from a free large block. A freed block adjacent to the bump range is
+//! returned to it. When all that fails, one coalescing pass merges address-adjacent free
+//! blocks of every list into large free blocks and the allocation is retried once;
+//! failing again is [`ShmError::Exhausted`].
 //!
 //! # Crash safety
 //! Every list change is ordered so that a process killed between two steps leaves each
@@ -99,6 +100,10 @@ pub(crate) struct AllocState {
     live_blocks: AtomicU64,
     max_real_used: AtomicU64,
     repairs: AtomicU64,
+    /// Frees so far, and its value at the last coalescing pass: a pass is pointless
+    /// (and is skipped) when nothing was freed since.
+    frees: AtomicU64,
+    coalesced_at_frees: AtomicU64,
     classes: [FreeList; NUM_CLASSES],
     large: FreeList,
 }
@@ -183,8 +188,15 @@ impl Region {
                 self.alloc_large(need)?
             }
         };
-        let Some(hdr) = hdr else {
-            return Err(exhausted());
+        let hdr = match hdr {
+            Some(hdr) => hdr,
+            // Out of blocks of this size: merge neighbouring free blocks and retry once.
+            None if self.coalesce()? => match class_for(need) {
+                Some(class) => self.alloc_small(class)?,
+                None => self.alloc_large(need.next_multiple_of(LARGE_ROUND))?,
+            }
+            .ok_or_else(exhausted)?,
+            None => return Err(exhausted()),
         };
         let st = self.alloc_state();
         st.live_blocks.fetch_add(1, Ordering::Relaxed);
@@ -433,6 +445,78 @@ impl Region {
         Ok(None)
     }
 
+    /// Merges address-adjacent free blocks of all lists into large free blocks (runs that
+    /// border the bump range go back to it). Holds every list lock, taken in one fixed
+    /// order (no other path holds two). Crash safety: all list heads are cleared before
+    /// the merged blocks are pushed, so a death midway only leaks. Returns whether any
+    /// block was merged or returned.
+    fn coalesce(&self) -> Result<bool, ShmError> {
+        let st = self.alloc_state();
+        let frees = st.frees.load(Ordering::Acquire);
+        if st.coalesced_at_frees.swap(frees, Ordering::AcqRel) == frees {
+            return Ok(false);
+        }
+        let mut guards = Vec::with_capacity(NUM_CLASSES + 1);
+        for (class, list) in st.classes.iter().enumerate() {
+            guards.push((list, class as u32, self.lock_list(list, class as u32)?));
+        }
+        guards.push((&st.large, LARGE_TAG, self.lock_list(&st.large, LARGE_TAG)?));
+
+        let mut blocks: Vec<(u32, u32)> = Vec::new();
+        for (_, tag, guard) in &guards {
+            let mut cur = guard.head;
+            let mut steps = 0usize;
+            while let Some(b) = (cur != 0 && steps < 1 << 26)
+                .then(|| self.free_block(cur, *tag))
+                .flatten()
+            {
+                blocks.push((cur, b.size.load(Ordering::Relaxed)));
+                cur = b.next.load(Ordering::Relaxed);
+                steps += 1;
+            }
+        }
+        blocks.sort_unstable();
+        let mut runs: Vec<(u32, u32, usize)> = Vec::new(); // (start, len, blocks merged)
+        for (off, size) in blocks {
+            match runs.last_mut() {
+                Some((start, len, n)) if *start + *len == off => {
+                    *len += size;
+                    *n += 1;
+                }
+                _ => runs.push((off, size, 1)),
+            }
+        }
+        let (lo, hi) = unpack(st.bump.load(Ordering::Acquire));
+        let changed = runs
+            .iter()
+            .any(|&(start, len, n)| n > 1 || start + len == lo || start == hi);
+        if !changed {
+            return Ok(false);
+        }
+
+        for (list, _, guard) in guards.iter_mut() {
+            guard.head = 0;
+            list.count.store(0, Ordering::Relaxed);
+            list.bytes.store(0, Ordering::Relaxed);
+        }
+        let (large, _, large_guard) = guards.last_mut().ok_or(ShmError::Missing {
+            what: "large free list",
+        })?;
+        for (start, len, _) in runs.into_iter().rev() {
+            if self.return_to_bump(start, len) {
+                continue;
+            }
+            self.write_header(start, MAGIC_FREE, len, LARGE_TAG);
+            self.block(start)?
+                .next
+                .store(large_guard.head, Ordering::Relaxed);
+            large_guard.head = start;
+            large.count.fetch_add(1, Ordering::Relaxed);
+            large.bytes.fetch_add(u64::from(len), Ordering::Relaxed);
+        }
+        Ok(true)
+    }
+
     /// Finds the header of the allocated block whose payload is `off`.
     /// Returns `(header offset, shadow header offset if over-aligned)`.
     fn resolve(&self, off: u32) -> Result<(u32, Option<u32>), ShmError> {
@@ -485,13 +569,18 @@ impl Region {
         let st = self.alloc_state();
         st.live_blocks.fetch_sub(1, Ordering::Relaxed);
         let size = b.size.load(Ordering::Relaxed);
-        if self.return_to_bump(hdr, size) {
-            return Ok(());
-        }
-        match b.tag.load(Ordering::Relaxed) {
-            LARGE_TAG => self.push(&st.large, hdr, size),
-            class => self.push(&st.classes[class as usize], hdr, size),
-        }
+        let pushed = if self.return_to_bump(hdr, size) {
+            Ok(())
+        } else {
+            match b.tag.load(Ordering::Relaxed) {
+                LARGE_TAG => self.push(&st.large, hdr, size),
+                class => self.push(&st.classes[class as usize], hdr, size),
+            }
+        };
+        // Counted after the block is on its list, so a coalescing pass that saw this
+        // count also saw the block.
+        st.frees.fetch_add(1, Ordering::Release);
+        pushed
     }
 
     /// Usable payload bytes of the allocated block at `off`.
