@@ -361,7 +361,7 @@ impl Region {
     fn size_fits(&self, hdr: u32, size: u32, tag: u32) -> bool {
         let end_ok = u64::from(hdr) + u64::from(size) <= self.size() as u64;
         let size_ok = match tag {
-            LARGE_TAG => size >= MIN_BLOCK && size.is_multiple_of(16),
+            LARGE_TAG => size >= MIN_BLOCK && size % 16 == 0,
             t => (t as usize) < NUM_CLASSES && size == class_size(t as usize),
         };
         end_ok && size_ok
@@ -521,7 +521,7 @@ impl Region {
     /// Returns `(header offset, shadow header offset if over-aligned)`.
     fn resolve(&self, off: u32) -> Result<(u32, Option<u32>), ShmError> {
         let not_block = ShmError::NotABlock { off };
-        if off < self.arena_start() + BLOCK_HEADER || !off.is_multiple_of(16) {
+        if off < self.arena_start() + BLOCK_HEADER || off % 16 != 0 {
             return Err(not_block);
         }
         let hdr = off - BLOCK_HEADER;
@@ -703,6 +703,103 @@ impl Region {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{Duration, Instant};
+
+    /// Forks a child that runs `body` while holding class 0's list lock, reports that it
+    /// holds it, and waits to be SIGKILLed; the parent kills and reaps it (also on panic).
+    fn die_holding_class0_lock(region: &Region, body: impl FnOnce(&mut FreeHead)) {
+        // Sized out of class 0 so that allocating it leaves class 0's list alone.
+        let flags = region.alloc_value::<[AtomicU64; 8]>().unwrap();
+        let flag = &region.get(flags).unwrap()[0];
+        // SAFETY: the child only locks, writes shared memory and sleeps, then is killed.
+        let pid = match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                if let Ok(mut g) = region.alloc_state().classes[0].lock.lock() {
+                    body(&mut g);
+                    flag.store(1, Ordering::Release);
+                    std::mem::forget(g);
+                }
+                loop {
+                    std::thread::sleep(Duration::from_secs(1));
+                }
+            }
+            nix::unistd::ForkResult::Parent { child } => child,
+        };
+        struct Reap(nix::unistd::Pid);
+        impl Drop for Reap {
+            fn drop(&mut self) {
+                let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGKILL);
+                let _ = nix::sys::wait::waitpid(self.0, None);
+            }
+        }
+        let reap = Reap(pid);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while flag.load(Ordering::Acquire) == 0 {
+            assert!(Instant::now() < deadline, "child never took the lock");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        drop(reap);
+    }
+
+    /// Three 32-byte blocks on class 0's free list (a fourth keeps them off the bump range).
+    fn three_free_small(region: &Region) -> Vec<ShmOff<u8>> {
+        let offs: Vec<_> = (0..4).map(|_| region.alloc(16).unwrap()).collect();
+        for off in &offs[..3] {
+            region.free(*off).unwrap();
+        }
+        assert_eq!(
+            region.alloc_state().classes[0]
+                .count
+                .load(Ordering::Relaxed),
+            3
+        );
+        offs
+    }
+
+    #[test]
+    fn holder_killed_mid_pop_is_repaired_by_next_allocation() {
+        let region = Region::shared(1 << 20).unwrap();
+        let offs = three_free_small(&region);
+        // The child unlinks the head (a pop's one store) and dies before the count update.
+        die_holding_class0_lock(&region, |g| {
+            let next = region.block(g.head).unwrap().next.load(Ordering::Relaxed);
+            g.head = next;
+        });
+        let got = region.alloc(16).unwrap();
+        assert_eq!(region.alloc_repairs(), 1);
+        assert!(offs[..3].contains(&got), "reused a listed block");
+        // Recounted: 2 after the child's pop, 1 after ours. The popped block is leaked.
+        assert_eq!(
+            region.alloc_state().classes[0]
+                .count
+                .load(Ordering::Relaxed),
+            1
+        );
+        assert_eq!(region.stats().fragments, 1);
+        let again = region.alloc(16).unwrap();
+        assert_ne!(again, got);
+        assert_eq!(region.alloc_repairs(), 1, "repair happens once");
+    }
+
+    #[test]
+    fn holder_killed_after_corrupting_the_list_leaks_instead_of_handing_out_garbage() {
+        let region = Region::shared(1 << 20).unwrap();
+        three_free_small(&region);
+        die_holding_class0_lock(&region, |g| g.head = 12_345);
+        let a = region.alloc(16).unwrap();
+        let b = region.alloc(16).unwrap();
+        assert_eq!(region.alloc_repairs(), 1);
+        assert_ne!(a, b);
+        assert_eq!(a.raw() % 16, 0);
+        assert_eq!(
+            region.alloc_state().classes[0]
+                .count
+                .load(Ordering::Relaxed),
+            0
+        );
+        region.free(a).unwrap();
+        region.free(b).unwrap();
+    }
 
     #[test]
     fn class_for_rounds_up_to_power_of_two() {

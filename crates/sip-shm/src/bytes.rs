@@ -99,7 +99,7 @@ impl<'a> ShmBytes<'a> {
 /// The 8 cells at `i` as one `AtomicU64`, when they are 8-aligned and all inside `cells`.
 fn word_at(cells: &[AtomicU8], i: usize) -> Option<&AtomicU64> {
     let ptr = cells[i..].as_ptr();
-    if cells.len() - i < 8 || !(ptr as usize).is_multiple_of(8) {
+    if cells.len() - i < 8 || (ptr as usize) % 8 != 0 {
         return None;
     }
     // SAFETY: the 8 bytes at `ptr` are inside `cells` (checked), 8-aligned (checked), and

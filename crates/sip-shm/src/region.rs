@@ -209,7 +209,7 @@ impl Region {
         if off < self.arena_start || end.is_none_or(|e| e > self.arena_end as usize) {
             return Err(ShmError::OutOfBounds { off, len });
         }
-        if !(off as usize).is_multiple_of(align) {
+        if (off as usize) % align != 0 {
             return Err(ShmError::Misaligned { off, align });
         }
         Ok(())

@@ -32,7 +32,10 @@ impl Child {
                 // SAFETY: terminating the forked child without unwinding or atexit.
                 unsafe { libc::_exit(code) }
             }
-            ForkResult::Parent { child } => Child { pid: child, reaped: false },
+            ForkResult::Parent { child } => Child {
+                pid: child,
+                reaped: false,
+            },
         }
     }
 
@@ -46,7 +49,11 @@ impl Child {
         loop {
             match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)).expect("waitpid") {
                 WaitStatus::StillAlive => {
-                    assert!(Instant::now() < deadline, "child {} did not exit in time", self.pid);
+                    assert!(
+                        Instant::now() < deadline,
+                        "child {} did not exit in time",
+                        self.pid
+                    );
                     std::thread::sleep(Duration::from_millis(5));
                 }
                 status => {
