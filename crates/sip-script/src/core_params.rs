@@ -1,0 +1,467 @@
+//! The global section: which core parameters exist (Kamailio's names plus siplab's few
+//! extensions), what type of value each takes, and the typed [`CoreParams`] that siplab uses.
+
+use crate::ast::{AddrSpec, Host, ParamValue, Proto};
+use crate::diag::Diagnostic;
+use crate::span::Span;
+
+/// The value syntax a core parameter takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueKind {
+    Int,
+    Bool,
+    Str,
+    /// A bare word or a string (`log_facility=LOG_LOCAL0`).
+    Word,
+    /// `[proto:]host[:port] [advertise host[:port]]`.
+    Addr,
+    /// Any single value; used for parameters siplab accepts and ignores.
+    Any,
+}
+
+/// One known core parameter: its name, value syntax and whether siplab acts on it.
+#[derive(Clone, Copy, Debug)]
+pub struct CoreParamDef {
+    pub name: &'static str,
+    pub kind: ValueKind,
+    pub used: bool,
+}
+
+const fn used(name: &'static str, kind: ValueKind) -> CoreParamDef {
+    CoreParamDef {
+        name,
+        kind,
+        used: true,
+    }
+}
+
+const fn ignored(name: &'static str, kind: ValueKind) -> CoreParamDef {
+    CoreParamDef {
+        name,
+        kind,
+        used: false,
+    }
+}
+
+use ValueKind::*;
+
+/// Core parameters known to Kamailio 5.6 (cfg.lex) that a UDP proxy config may contain, plus
+/// `udp_workers` (OpenSIPS), `log_level` (OpenSIPS), `dialect` and `worker_exit` (siplab).
+pub static CORE_PARAMS: &[CoreParamDef] = &[
+    used("children", Int),
+    used("udp_workers", Int),
+    used("listen", Addr),
+    used("debug", Int),
+    used("log_level", Int),
+    used("log_stderror", Bool),
+    used("log_facility", Word),
+    used("log_prefix", Str),
+    used("log_name", Str),
+    used("fork", Bool),
+    used("mpath", Str),
+    used("loadpath", Str),
+    used("dialect", Word),
+    used("max_branches", Int),
+    used("worker_exit", Word),
+    used("disable_tcp", Bool),
+    used("alias", Addr),
+    used("port", Int),
+    used("auto_aliases", Bool),
+    used("server_header", Str),
+    used("user_agent_header", Str),
+    used("server_signature", Bool),
+    ignored("memdbg", Any),
+    ignored("memlog", Any),
+    ignored("mem_join", Any),
+    ignored("mem_safety", Any),
+    ignored("mem_summary", Any),
+    ignored("mem_status_mode", Any),
+    ignored("corelog", Any),
+    ignored("log_prefix_mode", Any),
+    ignored("log_color", Any),
+    ignored("log_cee", Any),
+    ignored("log_engine_type", Any),
+    ignored("log_engine_data", Any),
+    ignored("dns", Bool),
+    ignored("rev_dns", Bool),
+    ignored("dns_try_ipv6", Any),
+    ignored("dns_try_naptr", Any),
+    ignored("dns_retr_time", Any),
+    ignored("dns_retr_no", Any),
+    ignored("dns_servers_no", Any),
+    ignored("dns_use_search_list", Any),
+    ignored("dns_search_full_match", Any),
+    ignored("dns_cache_init", Any),
+    ignored("use_dns_cache", Any),
+    ignored("use_dns_failover", Any),
+    ignored("dns_cache_flags", Any),
+    ignored("dns_cache_negative_ttl", Any),
+    ignored("dns_cache_min_ttl", Any),
+    ignored("dns_cache_max_ttl", Any),
+    ignored("dns_cache_mem", Any),
+    ignored("dns_cache_gc_interval", Any),
+    ignored("dns_cache_del_nonexp", Any),
+    ignored("dns_srv_lb", Any),
+    ignored("dns_naptr_ignore_rfc", Any),
+    ignored("dst_blocklist_init", Any),
+    ignored("use_dst_blocklist", Any),
+    ignored("dst_blacklist_init", Any),
+    ignored("use_dst_blacklist", Any),
+    ignored("mhomed", Any),
+    ignored("phone2tel", Any),
+    ignored("advertised_address", Any),
+    ignored("advertised_port", Any),
+    ignored("user", Any),
+    ignored("group", Any),
+    ignored("uid", Any),
+    ignored("gid", Any),
+    ignored("chroot", Any),
+    ignored("workdir", Any),
+    ignored("wdir", Any),
+    ignored("rundir", Any),
+    ignored("run_dir", Any),
+    ignored("mlock_pages", Any),
+    ignored("shm_force_alloc", Any),
+    ignored("real_time", Any),
+    ignored("rt_prio", Any),
+    ignored("rt_policy", Any),
+    ignored("rt_timer1_prio", Any),
+    ignored("rt_timer1_policy", Any),
+    ignored("rt_timer2_prio", Any),
+    ignored("rt_timer2_policy", Any),
+    ignored("tos", Any),
+    ignored("pmtu_discovery", Any),
+    ignored("exit_timeout", Any),
+    ignored("ser_kill_timeout", Any),
+    ignored("max_while_loops", Any),
+    ignored("maxbuffer", Any),
+    ignored("sql_buffer_size", Any),
+    ignored("sip_warning", Any),
+    ignored("server_id", Any),
+    ignored("reply_to_via", Any),
+    ignored("check_via", Any),
+    ignored("syn_branch", Any),
+    ignored("tcp_children", Any),
+    ignored("tcp_connection_lifetime", Any),
+    ignored("tcp_max_connections", Any),
+    ignored("tcp_accept_aliases", Any),
+    ignored("tcp_accept_no_cl", Any),
+    ignored("tcp_connect_timeout", Any),
+    ignored("tcp_send_timeout", Any),
+    ignored("tcp_async", Any),
+    ignored("tcp_keepalive", Any),
+    ignored("tcp_keepidle", Any),
+    ignored("tcp_keepintvl", Any),
+    ignored("tcp_keepcnt", Any),
+    ignored("tcp_rd_buf_size", Any),
+    ignored("tcp_no_connect", Any),
+    ignored("tcp_crlf_ping", Any),
+    ignored("tcp_reuse_port", Any),
+    ignored("tcp_source_ipv4", Any),
+    ignored("tcp_source_ipv6", Any),
+    ignored("tcp_connection_match", Any),
+    ignored("tls_max_connections", Any),
+    ignored("enable_tls", Any),
+    ignored("tls_port_no", Any),
+    ignored("enable_sctp", Any),
+    ignored("disable_sctp", Any),
+    ignored("sctp_children", Any),
+    ignored("async_workers", Any),
+    ignored("async_usleep", Any),
+    ignored("async_nonblock", Any),
+    ignored("socket_workers", Any),
+    ignored("received_route_mode", Any),
+    ignored("latency_log", Any),
+    ignored("latency_cfg_log", Any),
+    ignored("latency_limit_db", Any),
+    ignored("latency_limit_action", Any),
+    ignored("onsend_route_reply", Any),
+    ignored("open_files_limit", Any),
+    ignored("bind_ipv6_link_local", Any),
+    ignored("ipv6_hex_style", Any),
+    ignored("auto_bind_ipv6", Any),
+    ignored("http_reply_parse", Any),
+    ignored("version_table", Any),
+    ignored("modinit_delay", Any),
+    ignored("route_locks_size", Any),
+    ignored("sip_parser_log", Any),
+    ignored("sip_parser_log_oneline", Any),
+    ignored("sip_parser_mode", Any),
+    ignored("xavp_via_params", Any),
+    ignored("xavp_via_fields", Any),
+    ignored("udp_receiver_mode", Any),
+    ignored("udp4_raw", Any),
+    ignored("udp4_raw_mtu", Any),
+    ignored("udp4_raw_ttl", Any),
+    ignored("udp_mtu", Any),
+    ignored("udp_mtu_try_proto", Any),
+    ignored("verbose_startup", Any),
+    ignored("pv_cache_limit", Any),
+    ignored("pv_cache_action", Any),
+    ignored("stun_refresh_interval", Any),
+    ignored("stun_allow_stun", Any),
+    ignored("stun_allow_fp", Any),
+    ignored("statistics", Any),
+    ignored("shm_mem_size", Any),
+    ignored("pkg_mem_size", Any),
+    ignored("return_code_mode", Any),
+    ignored("force_rport", Any),
+    ignored("add_local_rport", Any),
+    ignored("force_listen_udp", Any),
+];
+
+pub fn lookup(name: &str) -> Option<&'static CoreParamDef> {
+    CORE_PARAMS.iter().find(|d| d.name == name)
+}
+
+/// Where Kamailio and OpenSIPS differ, which one siplab follows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dialect {
+    #[default]
+    Kamailio,
+    Opensips,
+}
+
+/// What the supervisor does when a worker dies (siplab extension).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WorkerExit {
+    #[default]
+    Respawn,
+    /// Kamailio's behaviour: stop everything.
+    Shutdown,
+}
+
+/// One `listen=` socket.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Listen {
+    pub proto: Proto,
+    pub host: Host,
+    /// `None`: the default port (`port=` or 5060).
+    pub port: Option<u16>,
+    pub advertise: Option<(Host, Option<u16>)>,
+    pub span: Span,
+}
+
+/// The core parameters siplab acts on, with Kamailio's defaults.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CoreParams {
+    pub children: u32,
+    pub listen: Vec<Listen>,
+    pub debug: i64,
+    pub log_stderror: bool,
+    pub log_facility: String,
+    pub log_prefix: Option<String>,
+    pub log_name: Option<String>,
+    pub fork: bool,
+    pub mpath: Option<String>,
+    pub dialect: Dialect,
+    pub max_branches: u32,
+    pub worker_exit: WorkerExit,
+    pub disable_tcp: bool,
+    pub aliases: Vec<String>,
+    pub port: Option<u16>,
+    pub auto_aliases: bool,
+    pub server_header: Option<String>,
+    pub user_agent_header: Option<String>,
+    pub server_signature: bool,
+}
+
+impl Default for CoreParams {
+    fn default() -> Self {
+        CoreParams {
+            children: 8,
+            listen: Vec::new(),
+            debug: 0,
+            log_stderror: false,
+            log_facility: "LOG_DAEMON".into(),
+            log_prefix: None,
+            log_name: None,
+            fork: true,
+            mpath: None,
+            dialect: Dialect::Kamailio,
+            max_branches: 12,
+            worker_exit: WorkerExit::Respawn,
+            disable_tcp: false,
+            aliases: Vec::new(),
+            port: None,
+            auto_aliases: true,
+            server_header: None,
+            user_agent_header: None,
+            server_signature: true,
+        }
+    }
+}
+
+fn bad(span: Span, name: &str, want: &str) -> Diagnostic {
+    Diagnostic::error(span, format!("bad value for `{name}`: expected {want}"))
+}
+
+fn as_int(v: &ParamValue) -> Option<i64> {
+    match v {
+        ParamValue::Int(i) => Some(*i),
+        ParamValue::Bool(b) => Some(*b as i64),
+        _ => None,
+    }
+}
+
+fn as_bool(v: &ParamValue) -> Option<bool> {
+    match v {
+        ParamValue::Bool(b) => Some(*b),
+        ParamValue::Int(0) => Some(false),
+        ParamValue::Int(1) => Some(true),
+        _ => None,
+    }
+}
+
+fn as_text(v: &ParamValue) -> Option<String> {
+    match v {
+        ParamValue::Str(s) | ParamValue::Word(s) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+impl CoreParams {
+    /// Records one used parameter; `span` is the value's position. Unused names are ignored
+    /// here (the parser already logged them).
+    pub fn apply(&mut self, name: &str, value: &ParamValue, span: Span) -> Result<(), Diagnostic> {
+        match name {
+            "children" | "udp_workers" => {
+                let n = as_int(value)
+                    .filter(|n| (1..=1024).contains(n))
+                    .ok_or_else(|| bad(span, name, "a number of workers (1..1024)"))?;
+                self.children = n as u32;
+            }
+            "listen" => {
+                let ParamValue::Addr(a) = value else {
+                    return Err(bad(span, name, "[proto:]address[:port]"));
+                };
+                self.listen.push(listen_from(a, span)?);
+            }
+            "debug" | "log_level" => {
+                self.debug = as_int(value).ok_or_else(|| bad(span, name, "a number"))?;
+            }
+            "log_stderror" => {
+                self.log_stderror = as_bool(value).ok_or_else(|| bad(span, name, "yes or no"))?
+            }
+            "log_facility" => {
+                let f = as_text(value).ok_or_else(|| bad(span, name, "a facility name"))?;
+                if !f.starts_with("LOG_") {
+                    return Err(bad(span, name, "a facility such as LOG_LOCAL0"));
+                }
+                self.log_facility = f;
+            }
+            "log_prefix" => {
+                self.log_prefix = Some(as_text(value).ok_or_else(|| bad(span, name, "a string"))?)
+            }
+            "log_name" => {
+                self.log_name = Some(as_text(value).ok_or_else(|| bad(span, name, "a string"))?)
+            }
+            "fork" => self.fork = as_bool(value).ok_or_else(|| bad(span, name, "yes or no"))?,
+            "mpath" | "loadpath" => {
+                self.mpath = Some(as_text(value).ok_or_else(|| bad(span, name, "a string"))?)
+            }
+            "dialect" => {
+                self.dialect = match as_text(value).as_deref() {
+                    Some("kamailio") => Dialect::Kamailio,
+                    Some("opensips") => Dialect::Opensips,
+                    _ => return Err(bad(span, name, "\"kamailio\" or \"opensips\"")),
+                }
+            }
+            "max_branches" => {
+                let n = as_int(value)
+                    .filter(|n| (1..=31).contains(n))
+                    .ok_or_else(|| bad(span, name, "a number from 1 to 31"))?;
+                self.max_branches = n as u32;
+            }
+            "worker_exit" => {
+                self.worker_exit = match as_text(value).as_deref() {
+                    Some("respawn") => WorkerExit::Respawn,
+                    Some("shutdown") => WorkerExit::Shutdown,
+                    _ => return Err(bad(span, name, "\"respawn\" or \"shutdown\"")),
+                }
+            }
+            "disable_tcp" => {
+                self.disable_tcp = as_bool(value).ok_or_else(|| bad(span, name, "yes or no"))?
+            }
+            "alias" => match value {
+                ParamValue::Addr(a) => self.aliases.push(match a.port {
+                    Some(p) => format!("{}:{p}", a.host),
+                    None => a.host.to_string(),
+                }),
+                ParamValue::Str(s) | ParamValue::Word(s) => self.aliases.push(s.clone()),
+                _ => return Err(bad(span, name, "a host name")),
+            },
+            "port" => {
+                let p = as_int(value)
+                    .filter(|p| (1..=65535).contains(p))
+                    .ok_or_else(|| bad(span, name, "a port number"))?;
+                self.port = Some(p as u16);
+            }
+            "auto_aliases" => {
+                self.auto_aliases = as_bool(value).ok_or_else(|| bad(span, name, "yes or no"))?
+            }
+            "server_header" => {
+                self.server_header =
+                    Some(as_text(value).ok_or_else(|| bad(span, name, "a string"))?)
+            }
+            "user_agent_header" => {
+                self.user_agent_header =
+                    Some(as_text(value).ok_or_else(|| bad(span, name, "a string"))?)
+            }
+            "server_signature" => {
+                self.server_signature =
+                    as_bool(value).ok_or_else(|| bad(span, name, "yes or no"))?
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+fn listen_from(a: &AddrSpec, span: Span) -> Result<Listen, Diagnostic> {
+    Ok(Listen {
+        proto: a.proto.unwrap_or(Proto::Udp),
+        host: a.host.clone(),
+        port: a.port,
+        advertise: a.advertise.clone(),
+        span,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_has_no_duplicates() {
+        let mut names: Vec<_> = CORE_PARAMS.iter().map(|d| d.name).collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len());
+    }
+
+    #[test]
+    fn apply_checks_ranges() {
+        let mut c = CoreParams::default();
+        let s = Span::default();
+        c.apply("udp_workers", &ParamValue::Int(4), s).unwrap();
+        assert_eq!(c.children, 4);
+        assert!(c.apply("children", &ParamValue::Int(0), s).is_err());
+        assert!(c.apply("max_branches", &ParamValue::Int(32), s).is_err());
+        c.apply("dialect", &ParamValue::Str("opensips".into()), s)
+            .unwrap();
+        assert_eq!(c.dialect, Dialect::Opensips);
+        assert!(
+            c.apply("dialect", &ParamValue::Str("ser".into()), s)
+                .is_err()
+        );
+        c.apply("worker_exit", &ParamValue::Str("shutdown".into()), s)
+            .unwrap();
+        assert_eq!(c.worker_exit, WorkerExit::Shutdown);
+        assert!(
+            c.apply("log_facility", &ParamValue::Word("LOCAL0".into()), s)
+                .is_err()
+        );
+    }
+}
