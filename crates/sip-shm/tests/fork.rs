@@ -231,3 +231,68 @@ fn block_allocated_by_child_is_read_and_freed_by_parent() {
     assert!(region.stats().used < used);
     assert!(region.free(off).is_err());
 }
+
+#[test]
+fn concurrent_alloc_and_free_from_four_processes_keep_blocks_private() {
+    const PROCS: u64 = 4;
+    let region = Region::shared(2 << 20).unwrap();
+    let mut children: Vec<Child> = (0..PROCS)
+        .map(|id| {
+            let region = &region;
+            Child::spawn(move || {
+                let mut rng = 0x9E37_79B9_7F4A_7C15u64 ^ (id + 1);
+                let mut next = move || {
+                    rng ^= rng << 13;
+                    rng ^= rng >> 7;
+                    rng ^= rng << 17;
+                    rng
+                };
+                let mut live: Vec<(sip_shm::ShmOff<u8>, usize, u8)> = Vec::new();
+                for step in 0..20_000u32 {
+                    let r = next();
+                    if live.len() < 64 && r % 3 != 0 {
+                        let len = [24usize, 100, 700, 3000, 20_000, 90_000][(r >> 8) as usize % 6];
+                        match region.alloc(len) {
+                            Ok(off) => {
+                                let tag = (id as u8) << 6 | (step % 64) as u8;
+                                region.bytes(off, len).map(|b| b.fill(tag)).ok();
+                                live.push((off, len, tag));
+                            }
+                            Err(sip_shm::ShmError::Exhausted { .. }) => {}
+                            Err(_) => return 2,
+                        }
+                    } else if !live.is_empty() {
+                        let (off, len, tag) = live.swap_remove((r >> 16) as usize % live.len());
+                        let intact = region
+                            .bytes(off, len)
+                            .map(|b| b.to_vec().iter().all(|&x| x == tag))
+                            .unwrap_or(false);
+                        if !intact {
+                            return 3; // another process wrote into our block
+                        }
+                        if region.free(off).is_err() {
+                            return 4;
+                        }
+                    }
+                }
+                for (off, _, _) in live {
+                    if region.free(off).is_err() {
+                        return 4;
+                    }
+                }
+                0
+            })
+        })
+        .collect();
+    for child in &mut children {
+        child.wait_ok();
+    }
+    let stats = region.stats();
+    assert_eq!(stats.used, 0, "{stats:?}");
+    assert_eq!(stats.free + stats.real_used, stats.total);
+    // Everything merges back: one large allocation of most of the arena fits again.
+    let big = region
+        .alloc(stats.free as usize * 9 / 10)
+        .expect("memory came back");
+    region.free(big).unwrap();
+}
