@@ -1,21 +1,47 @@
 //! The sans-IO transaction core of siplab's tm module.
 //!
-//! `TxKey` (RFC 3261 branch / RFC 2543 tuple) and matching of requests, ACKs, CANCELs and
-//! replies; client and server transaction state machines with Kamailio's timer schedule;
-//! the proxy cell (one server side, up to 12 branches) and best-reply choice. Time is a
-//! value passed in; timers are data. No sockets, clocks, threads or randomness.
+//! * [`key`]: `TxKey` (RFC 3261 branch / RFC 2543 tuple) and matching of requests, ACKs,
+//!   CANCELs and replies against candidate cells the caller takes from a bucket.
+//! * [`branch`]: bucket hash and the Via branch that encodes bucket + branch number.
+//! * [`client`] / [`server`]: per-branch and upstream state machines with Kamailio's timers.
+//! * [`cell`]: the proxy cell (one server side, up to 12 branches), relay decisions, CANCEL
+//!   bookkeeping and failure_route bookkeeping; [`reply`]: best-reply choice.
+//! * [`check`]: `t_check_trans()` outcomes.
+//!
+//! Time is a value passed in ([`Millis`]); timers are data (deadlines in the cell, earliest via
+//! [`Cell::next_deadline`]); outputs are [`Action`] values. No sockets, clocks, threads or
+//! randomness; every state type is `Copy` with no pointers so it can live in shared memory.
 #![forbid(unsafe_code)]
 
+pub mod action;
 pub mod branch;
+pub mod cancel;
+pub mod cell;
+pub mod check;
+pub mod client;
+pub mod config;
 pub mod key;
+pub mod reply;
+pub mod server;
 pub mod timer;
 
+#[cfg(test)]
+mod tests;
+
+pub use action::{Action, ActionList, BufRef, RouteId, TxError};
 pub use branch::{
     BranchParam, CharValueFields, DecodedBranch, Md5Field, bucket_of, char_value, decode_branch,
     encode_branch,
 };
+pub use cancel::{CancelBMethod, CancelReason};
+pub use cell::{CELL_BRANCHES, CancelOutcome, Cell, ReplyStep};
+pub use check::{CheckTrans, CheckedMessage, RouteKind};
+pub use client::{ClientState, ClientTx, TxClock};
+pub use config::{FailureReplyMode, TmConfig};
 pub use key::{
     Candidate, Match, MatchConfig, Method, ReplyCandidate, ReplyMatch, RequestKey, TxKey,
     ViaFields, match_cancel_target, match_reply, match_request,
 };
+pub use reply::{BranchOutcome, LocalReason, Pick, pick_winner, reply_priority};
+pub use server::{ServerState, ServerTx, WaitExtension};
 pub use timer::{Deadline, Millis, Ticks, TimerValues, round_to_ticks};
