@@ -58,7 +58,13 @@ fn theirs(bytes: &[u8]) -> Option<KeyFields> {
         rsip::SipMessage::Request(r) => {
             // Ports are compared for sip/sips only: other schemes stay opaque here.
             let sip = matches!(r.uri.scheme, Some(rsip::Scheme::Sip | rsip::Scheme::Sips));
-            let port = r.uri.host_with_port.port.as_ref().map(|p| *p.value()).filter(|_| sip);
+            let port = r
+                .uri
+                .host_with_port
+                .port
+                .as_ref()
+                .map(|p| *p.value())
+                .filter(|_| sip);
             (r.method.to_string(), Some((r.uri.to_string(), port)))
         }
         rsip::SipMessage::Response(r) => (r.status_code.code().to_string(), None),
@@ -80,7 +86,9 @@ fn theirs(bytes: &[u8]) -> Option<KeyFields> {
 
 /// Returns true when rsip accepted the message (and then asserts agreement).
 fn agree(name: &str, bytes: &[u8]) -> bool {
-    let Some(expected) = theirs(bytes) else { return false };
+    let Some(expected) = theirs(bytes) else {
+        return false;
+    };
     let got = ours(bytes).unwrap_or_else(|| panic!("{name}: rsip accepts it but sip-msg does not"));
     assert_eq!(got, expected, "{name}: sip-msg and rsip disagree");
     true
@@ -105,9 +113,16 @@ fn rsip_agrees_on_corpus() {
             compared.push(file);
         }
     }
-    eprintln!("rsip oracle compared {} corpus messages: {compared:?}", compared.len());
+    eprintln!(
+        "rsip oracle compared {} corpus messages: {compared:?}",
+        compared.len()
+    );
     // rsip rejects folded and compact forms; enough plain messages remain to mean something.
-    assert!(compared.len() >= 10, "only {} corpus messages compared: {compared:?}", compared.len());
+    assert!(
+        compared.len() >= 10,
+        "only {} corpus messages compared: {compared:?}",
+        compared.len()
+    );
 }
 
 fn token() -> impl Strategy<Value = String> {
@@ -117,7 +132,8 @@ fn token() -> impl Strategy<Value = String> {
 fn host() -> impl Strategy<Value = String> {
     prop_oneof![
         "[a-z][a-z0-9-]{0,8}(\\.[a-z][a-z0-9-]{0,8}){0,2}",
-        (1u8..=254, 0u8..=255, 0u8..=255, 1u8..=254).prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
+        (1u8..=254, 0u8..=255, 0u8..=255, 1u8..=254)
+            .prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
     ]
 }
 

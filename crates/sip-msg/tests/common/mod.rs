@@ -25,6 +25,10 @@ pub fn corpus_messages() -> Vec<(String, Vec<u8>)> {
         })
         .collect();
     files.sort();
-    assert!(files.len() >= 40, "corpus at {} looks incomplete", dir.display());
+    assert!(
+        files.len() >= 40,
+        "corpus at {} looks incomplete",
+        dir.display()
+    );
     files
 }
