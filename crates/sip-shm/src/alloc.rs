@@ -606,7 +606,13 @@ impl Region {
         if align > MAX_ALIGN {
             return Err(ShmError::Misaligned { off: 0, align });
         }
-        let raw = self.alloc(size + align - BLOCK_HEADER as usize)?.raw();
+        let padded =
+            size.checked_add(align - BLOCK_HEADER as usize)
+                .ok_or(ShmError::Exhausted {
+                    requested: size,
+                    free: self.stats().free,
+                })?;
+        let raw = self.alloc(padded)?.raw();
         let aligned = raw.next_multiple_of(align as u32);
         if aligned != raw {
             // aligned - raw >= 16: room for the shadow header inside the payload.

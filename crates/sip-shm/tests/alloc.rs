@@ -250,6 +250,16 @@ fn typed_access_checks_bounds_and_alignment() {
             .alloc_with::<[u32; 4]>(|a| *a = [1, 2, 3, 4])
             .unwrap();
         assert_eq!(*region.get(v).unwrap(), [1, 2, 3, 4]);
+        assert!(matches!(
+            region.alloc(usize::MAX),
+            Err(ShmError::Exhausted { .. })
+        ));
+        assert!(matches!(
+            region.alloc(REGION),
+            Err(ShmError::Exhausted { .. })
+        ));
+        assert!(region.alloc_array::<u64>(usize::MAX / 4).is_err());
+        assert!(region.alloc_array::<Row>(usize::MAX / 64).is_err());
     });
 }
 
