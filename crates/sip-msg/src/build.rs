@@ -225,6 +225,8 @@ impl<'a> RequestBuilder<'a> {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     const INVITE: &[u8] = b"INVITE sip:bob@10.0.0.5 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKproxy1, SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKuac\r\n\
 Max-Forwards: 69\r\n\
@@ -241,38 +243,38 @@ Content-Length: 3\r\n\
 v=0";
 
     #[test]
-    fn reply_copies_dialog_headers_and_adds_tag() {
-        let req = Message::parse_slice(INVITE).unwrap();
+    fn reply_copies_dialog_headers_and_adds_tag() -> TestResult {
+        let req = Message::parse_slice(INVITE)?;
         let opts = ReplyOpts {
             to_tag: Some(b"xyz"),
             server: Some(b"siplab"),
             record_route: true,
             extra_headers: &[b"X-E: 1"],
         };
-        let r = Message::parse(build_reply(&req, 486, b"Busy Here", &opts)).unwrap();
+        let r = Message::parse(build_reply(&req, 486, b"Busy Here", &opts))?;
         assert_eq!(r.status_code(), Some(486));
         assert_eq!(r.vias().count(), 2);
-        assert_eq!(r.to().unwrap().tag(), Some(&b"xyz"[..]));
-        assert_eq!(r.from().unwrap().tag(), Some(&b"a1"[..]));
-        assert_eq!(r.cseq().unwrap().number, 7);
+        assert_eq!(r.to()?.tag(), Some(&b"xyz"[..]));
+        assert_eq!(r.from()?.tag(), Some(&b"a1"[..]));
+        assert_eq!(r.cseq()?.number, 7);
         assert_eq!(r.record_routes().count(), 1);
         assert_eq!(r.header_value(HeaderName::Server), Some(&b"siplab"[..]));
         assert_eq!(r.content_length(), Some(0));
-        r.validate().unwrap();
-        let trying = Message::parse(build_reply(&req, 100, b"Trying", &opts)).unwrap();
-        assert_eq!(trying.to().unwrap().tag(), None);
+        r.validate()?;
+        let trying = Message::parse(build_reply(&req, 100, b"Trying", &opts))?;
+        assert_eq!(trying.to()?.tag(), None);
+        Ok(())
     }
 
     #[test]
-    fn cancel_shape_matches_kamailio() {
-        let inv = Message::parse_slice(INVITE).unwrap();
+    fn cancel_shape_matches_kamailio() -> TestResult {
+        let inv = Message::parse_slice(INVITE)?;
         let c = build_cancel(
             &inv,
             &[b"Reason: SIP;cause=200;text=\"Call completed elsewhere\""],
-        )
-        .unwrap();
+        )?;
         assert_eq!(
-            std::str::from_utf8(&c).unwrap(),
+            std::str::from_utf8(&c)?,
             "CANCEL sip:bob@10.0.0.5 SIP/2.0\r\n\
 Via: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKproxy1\r\n\
 Max-Forwards: 69\r\n\
@@ -284,27 +286,29 @@ CSeq: 7 CANCEL\r\n\
 Content-Length: 0\r\n\
 Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\n\r\n"
         );
-        Message::parse(c).unwrap().validate().unwrap();
+        Message::parse(c)?.validate()?;
+        Ok(())
     }
 
     #[test]
-    fn ack_takes_reply_to_tag() {
-        let inv = Message::parse_slice(INVITE).unwrap();
+    fn ack_takes_reply_to_tag() -> TestResult {
+        let inv = Message::parse_slice(INVITE)?;
         let reply = Message::parse_slice(
             b"SIP/2.0 486 Busy\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKproxy1\r\nTo: <sip:bob@example.com>;tag=down\r\n\r\n",
         )
-        .unwrap();
-        let ack = Message::parse(build_ack(&inv, &reply).unwrap()).unwrap();
+        ?;
+        let ack = Message::parse(build_ack(&inv, &reply)?)?;
         assert_eq!(ack.method(), Some(Method::Ack));
-        assert_eq!(ack.to().unwrap().tag(), Some(&b"down"[..]));
-        assert_eq!(ack.top_via().unwrap().branch(), Some(&b"z9hG4bKproxy1"[..]));
+        assert_eq!(ack.to()?.tag(), Some(&b"down"[..]));
+        assert_eq!(ack.top_via()?.branch(), Some(&b"z9hG4bKproxy1"[..]));
         assert_eq!(ack.vias().count(), 1);
-        assert_eq!(ack.cseq().unwrap().method, b"ACK");
-        ack.validate().unwrap();
+        assert_eq!(ack.cseq()?.method, b"ACK");
+        ack.validate()?;
+        Ok(())
     }
 
     #[test]
-    fn request_builder_makes_valid_request() {
+    fn request_builder_makes_valid_request() -> TestResult {
         let mut b = RequestBuilder::new(b"OPTIONS", b"sip:ds1.example.com");
         b.via = b"SIP/2.0/UDP 192.0.2.1;branch=z9hG4bKping1";
         b.from = b"<sip:siplab@192.0.2.1>;tag=p1";
@@ -312,10 +316,11 @@ Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\n\r\n"
         b.call_id = b"ping-1";
         b.cseq = 3;
         b.body = Some((b"text/plain", b"hi"));
-        let m = Message::parse(b.build()).unwrap();
-        m.validate().unwrap();
+        let m = Message::parse(b.build())?;
+        m.validate()?;
         assert_eq!(m.method(), Some(Method::Options));
-        assert_eq!(m.cseq().unwrap().number, 3);
+        assert_eq!(m.cseq()?.number, 3);
         assert_eq!(m.body(), b"hi");
+        Ok(())
     }
 }

@@ -436,6 +436,8 @@ impl Message {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     const REQ: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\n\
 Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport, SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK2\r\n\
 Route: <sip:p1.example.com;lr>, <sip:p2.example.com;lr>\r\n\
@@ -450,18 +452,19 @@ Content-Length: 4\r\n\
 \r\n\
 abcd";
 
-    fn print(edits: &EditList) -> String {
-        let m = Message::parse_slice(REQ).unwrap();
-        String::from_utf8(m.to_bytes(edits)).unwrap()
+    fn print(edits: &EditList) -> Result<String, Box<dyn std::error::Error>> {
+        let m = Message::parse_slice(REQ)?;
+        Ok(String::from_utf8(m.to_bytes(edits))?)
     }
 
     #[test]
-    fn no_edits_is_byte_exact() {
-        assert_eq!(print(&EditList::new()).as_bytes(), REQ);
+    fn no_edits_is_byte_exact() -> TestResult {
+        assert_eq!(print(&EditList::new())?.as_bytes(), REQ);
+        Ok(())
     }
 
     #[test]
-    fn proxy_style_edits() {
+    fn proxy_style_edits() -> TestResult {
         let mut e = EditList::new();
         e.prepend_via(b"SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKnew");
         e.remove_first_route();
@@ -469,7 +472,7 @@ abcd";
         e.set_max_forwards(69);
         e.set_top_via_param(b"received", Some(b"203.0.113.1"));
         e.set_top_via_param(b"rport", Some(b"5062"));
-        let out = print(&e);
+        let out = print(&e)?;
         assert!(out.starts_with(
             "INVITE sip:bob@10.1.1.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKnew\r\n"
         ));
@@ -478,33 +481,34 @@ abcd";
         ));
         assert!(out.contains("Route: <sip:p2.example.com;lr>\r\n"));
         assert!(out.contains("Max-Forwards: 69\r\n"));
-        let reparsed = Message::parse_slice(out.as_bytes()).unwrap();
+        let reparsed = Message::parse_slice(out.as_bytes())?;
         assert_eq!(reparsed.vias().count(), 3);
         assert_eq!(reparsed.body(), b"abcd");
+        Ok(())
     }
 
     #[test]
-    fn remove_headers_and_vias() {
+    fn remove_headers_and_vias() -> TestResult {
         let mut e = EditList::new();
         e.remove_header(b"x-A");
         e.remove_top_via();
         e.remove_first_route();
         e.remove_first_route();
-        let out = print(&e);
+        let out = print(&e)?;
         assert!(!out.to_ascii_lowercase().contains("x-a"));
         assert!(out.contains("\r\nVia: SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK2\r\n"));
         assert!(out.contains("Route: <sip:p2.example.com;lr>\r\n"));
         let m =
-            Message::parse_slice(b"OPTIONS sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP h\r\nl: 0\r\n\r\n")
-                .unwrap();
+            Message::parse_slice(b"OPTIONS sip:a@b SIP/2.0\r\nv: SIP/2.0/UDP h\r\nl: 0\r\n\r\n")?;
         let mut e = EditList::new();
         e.remove_top_via();
         e.remove_header(b"Content-Length");
         assert_eq!(m.to_bytes(&e), b"OPTIONS sip:a@b SIP/2.0\r\n\r\n");
+        Ok(())
     }
 
     #[test]
-    fn inserts_in_order_added() {
+    fn inserts_in_order_added() -> TestResult {
         let mut e = EditList::new();
         e.insert_header(InsertAt::Top, b"X-T: 1");
         e.insert_header(InsertAt::Top, b"X-T: 2");
@@ -514,33 +518,33 @@ abcd";
             b"Contact: <sip:x@y>",
         );
         e.insert_header(InsertAt::BeforeBody, b"X-B: 1");
-        let out = print(&e);
+        let out = print(&e)?;
         assert!(out.contains("SIP/2.0\r\nX-T: 1\r\nX-T: 2\r\nVia:"));
         assert!(out.contains(
             "x-a: 2\r\nX-A: 3\r\nContent-Length: 4\r\nContact: <sip:x@y>\r\nX-B: 1\r\n\r\nabcd"
         ));
+        Ok(())
     }
 
     #[test]
-    fn replace_body_fixes_content_length() {
+    fn replace_body_fixes_content_length() -> TestResult {
         let mut e = EditList::new();
         e.replace_body(b"hello world");
-        let out = print(&e);
+        let out = print(&e)?;
         assert!(out.ends_with("Content-Length: 11\r\n\r\nhello world"));
-        let m =
-            Message::parse_slice(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n").unwrap();
+        let m = Message::parse_slice(b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n")?;
         assert_eq!(
             m.to_bytes(&e),
             b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nContent-Length: 11\r\n\r\nhello world"
         );
+        Ok(())
     }
 
     #[test]
-    fn rport_without_value_is_replaced() {
+    fn rport_without_value_is_replaced() -> TestResult {
         let m = Message::parse_slice(
             b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;rport;branch=z\r\n\r\n",
-        )
-        .unwrap();
+        )?;
         let mut e = EditList::new();
         e.set_top_via_param(b"rport", Some(b"5070"));
         e.set_top_via_param(b"received", Some(b"1.2.3.4"));
@@ -548,16 +552,18 @@ abcd";
             m.to_bytes(&e),
             b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;rport=5070;branch=z;received=1.2.3.4\r\n\r\n"
         );
+        Ok(())
     }
 
     #[test]
-    fn write_to_reuses_capacity() {
-        let m = Message::parse_slice(REQ).unwrap();
+    fn write_to_reuses_capacity() -> TestResult {
+        let m = Message::parse_slice(REQ)?;
         let mut e = EditList::new();
         e.set_max_forwards(10);
         let mut out = Vec::with_capacity(4096);
         let ptr = out.as_ptr();
         m.write_to(&e, &mut out);
         assert_eq!(out.as_ptr(), ptr);
+        Ok(())
     }
 }

@@ -152,8 +152,10 @@ impl NameKey {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn compact_and_case_insensitive_names() {
+    fn compact_and_case_insensitive_names() -> TestResult {
         assert_eq!(HeaderName::from_bytes(b"v"), HeaderName::Via);
         assert_eq!(HeaderName::from_bytes(b"I"), HeaderName::CallId);
         assert_eq!(
@@ -164,5 +166,6 @@ mod tests {
         assert_eq!(HeaderName::from_bytes(b"y"), HeaderName::Identity);
         assert_eq!(HeaderName::from_bytes(b"q"), HeaderName::Other);
         assert_eq!(HeaderName::CallId.as_str(), Some("Call-ID"));
+        Ok(())
     }
 }

@@ -773,6 +773,8 @@ impl Message {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     const INVITE: &[u8] = b"INVITE sip:bob@example.com SIP/2.0\r\n\
 Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport, SIP/2.0/UDP 10.0.0.2\r\n\
 v: SIP/2.0/TCP 10.0.0.3;branch=z9hG4bK3\r\n\
@@ -787,44 +789,46 @@ l: 4\r\n\
 bodyTRAILING";
 
     #[test]
-    fn index_and_views() {
-        let m = Message::parse_slice(INVITE).unwrap();
+    fn index_and_views() -> TestResult {
+        let m = Message::parse_slice(INVITE)?;
         assert_eq!(m.method(), Some(Method::Invite));
         assert_eq!(m.request_uri_bytes(), Some(&b"sip:bob@example.com"[..]));
         assert_eq!(m.headers().count(), 9);
         assert_eq!(m.vias().count(), 3);
-        assert_eq!(m.top_via().unwrap().branch(), Some(&b"z9hG4bK1"[..]));
-        assert_eq!(m.top_via().unwrap().rport(), Some(None));
-        assert_eq!(m.from().unwrap().tag(), Some(&b"a1"[..]));
-        assert_eq!(m.to().unwrap().tag(), None);
-        assert_eq!(m.call_id().unwrap(), b"call-1@example.com");
-        assert_eq!(m.cseq().unwrap().number, 1);
-        assert_eq!(m.max_forwards().unwrap(), Some(70));
+        assert_eq!(m.top_via()?.branch(), Some(&b"z9hG4bK1"[..]));
+        assert_eq!(m.top_via()?.rport(), Some(None));
+        assert_eq!(m.from()?.tag(), Some(&b"a1"[..]));
+        assert_eq!(m.to()?.tag(), None);
+        assert_eq!(m.call_id()?, b"call-1@example.com");
+        assert_eq!(m.cseq()?.number, 1);
+        assert_eq!(m.max_forwards()?, Some(70));
         assert_eq!(m.contacts().count(), 2);
         assert_eq!(m.body(), b"body");
         assert_eq!(m.headers_named(b"CALL-id").count(), 1);
         assert_eq!(m.headers_named(b"v").count(), 2);
-        m.validate().unwrap();
+        m.validate()?;
+        Ok(())
     }
 
     #[test]
-    fn lf_only_and_folding() {
+    fn lf_only_and_folding() -> TestResult {
         let m = Message::parse_slice(
             b"OPTIONS sip:a@b SIP/2.0\nVia: SIP/2.0/UDP h\n ;branch=x\nFrom: <sip:a@b>;tag=1\nTo: <sip:a@b>\nCall-ID: c\nCSeq: 2\n\tOPTIONS\n\n",
         )
-        .unwrap();
-        assert_eq!(m.top_via().unwrap().branch(), Some(&b"x"[..]));
-        assert_eq!(m.cseq().unwrap().method, b"OPTIONS");
+        ?;
+        assert_eq!(m.top_via()?.branch(), Some(&b"x"[..]));
+        assert_eq!(m.cseq()?.method, b"OPTIONS");
         assert_eq!(m.body(), b"");
-        m.validate().unwrap();
+        m.validate()?;
+        Ok(())
     }
 
     #[test]
-    fn start_line_errors() {
+    fn start_line_errors() -> TestResult {
         let e = Message::parse_slice(b"OPTIONS sip:a@b SIP/7.0\r\nVia: SIP/2.0/UDP h\r\n\r\n")
             .unwrap_err();
         assert_eq!(e.status(), 505);
-        let p = e.partial().unwrap();
+        let p = e.partial().ok_or("no partial message")?;
         assert!(p.top_via().is_ok());
         for bad in [
             &b"INVITE  sip:a@b  SIP/2.0\r\n\r\n"[..],
@@ -841,13 +845,14 @@ bodyTRAILING";
                 bad
             );
         }
-        let r = Message::parse_slice(b"SIP/2.0 100 \r\n\r\n").unwrap();
+        let r = Message::parse_slice(b"SIP/2.0 100 \r\n\r\n")?;
         assert_eq!(r.status_code(), Some(100));
         assert_eq!(r.reason_phrase(), Some(&b""[..]));
+        Ok(())
     }
 
     #[test]
-    fn content_length_errors() {
+    fn content_length_errors() -> TestResult {
         for bad in [
             &b"OPTIONS sip:a@b SIP/2.0\r\nl: 10\r\n\r\nshort"[..],
             b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: -1\r\n\r\n",
@@ -858,17 +863,17 @@ bodyTRAILING";
         }
         let same = Message::parse_slice(
             b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 2\r\nl: 2\r\n\r\nabc",
-        )
-        .unwrap();
+        )?;
         assert_eq!(same.body(), b"ab");
+        Ok(())
     }
 
     #[test]
-    fn validate_mismatch_and_duplicates() {
+    fn validate_mismatch_and_duplicates() -> TestResult {
         let m = Message::parse_slice(
             b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 INVITE\r\n\r\n",
         )
-        .unwrap();
+        ?;
         assert_eq!(
             m.validate().unwrap_err().what,
             "CSeq method does not match request method"
@@ -876,7 +881,8 @@ bodyTRAILING";
         let m = Message::parse_slice(
             b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h\r\nFrom: <sip:a@b>\r\nTo: <sip:a@b>\r\nt: <sip:c@d>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n",
         )
-        .unwrap();
+        ?;
         assert_eq!(m.validate().unwrap_err().what, "more than one To");
+        Ok(())
     }
 }

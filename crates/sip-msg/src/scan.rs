@@ -240,31 +240,36 @@ fn split_param(s: &[u8]) -> Result<(Param<'_>, &[u8]), SipError> {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn comma_split_respects_quotes_and_angles() {
+    fn comma_split_respects_quotes_and_angles() -> TestResult {
         let v: Vec<&[u8]> = CommaSplit::new(b" \"a,b\" <sip:x;a=1,2>;q=1 , <sip:y> ,").collect();
         assert_eq!(
             v,
             vec![&b"\"a,b\" <sip:x;a=1,2>;q=1"[..], &b"<sip:y>"[..], &b""[..]]
         );
+        Ok(())
     }
 
     #[test]
-    fn params_with_lws_and_flags() {
-        let p = Params::parse(b" ;   tag    = 1918181833n ; lr;x=\"a;b\"").unwrap();
+    fn params_with_lws_and_flags() -> TestResult {
+        let p = Params::parse(b" ;   tag    = 1918181833n ; lr;x=\"a;b\"")?;
         assert_eq!(p.get(b"TAG"), Some(Some(&b"1918181833n"[..])));
         assert_eq!(p.get(b"lr"), Some(None));
         assert_eq!(p.get(b"x"), Some(Some(&b"\"a;b\""[..])));
         assert_eq!(p.get(b"none"), None);
         assert!(Params::parse(b";;").is_err());
         assert!(Params::parse(b";a=").is_err());
+        Ok(())
     }
 
     #[test]
-    fn u32_overflow_is_none() {
+    fn u32_overflow_is_none() -> TestResult {
         assert_eq!(parse_u32(b"0009"), Some(9));
         assert_eq!(parse_u32(b"4294967295"), Some(u32::MAX));
         assert_eq!(parse_u32(b"4294967296"), None);
         assert_eq!(parse_u32(b"-1"), None);
+        Ok(())
     }
 }

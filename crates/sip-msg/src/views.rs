@@ -336,30 +336,32 @@ impl<'a> Reason<'a> {
 mod tests {
     use super::*;
 
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
     #[test]
-    fn via_with_folding_and_lws() {
-        let v = Via::parse(b"SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw").unwrap();
+    fn via_with_folding_and_lws() -> TestResult {
+        let v = Via::parse(b"SIP  /   2.0\r\n /UDP\r\n    192.0.2.2;branch=390skdjuw")?;
         assert_eq!(v.transport, b"UDP");
-        assert_eq!(v.host, Host::Ipv4("192.0.2.2".parse().unwrap()));
+        assert_eq!(v.host, Host::Ipv4("192.0.2.2".parse()?));
         assert_eq!(v.branch(), Some(&b"390skdjuw"[..]));
         let v =
-            Via::parse(b"SIP/2.0/UDP h.example.com : 5062;rport;received=1.2.3.4;ttl=3;maddr=m")
-                .unwrap();
+            Via::parse(b"SIP/2.0/UDP h.example.com : 5062;rport;received=1.2.3.4;ttl=3;maddr=m")?;
         assert_eq!(v.port, Some(5062));
         assert_eq!(v.rport(), Some(None));
         assert_eq!(v.received(), Some(&b"1.2.3.4"[..]));
         assert_eq!(v.ttl(), Some(3));
         assert_eq!(v.maddr(), Some(&b"m"[..]));
-        let v = Via::parse(b"SIP/2.0/TCP [2001:db8::9]:5070;rport=5071").unwrap();
+        let v = Via::parse(b"SIP/2.0/TCP [2001:db8::9]:5070;rport=5071")?;
         assert_eq!(v.rport(), Some(Some(5071)));
         assert!(Via::parse(b"SIP/2.0/UDP 192.0.2.15;;").is_err());
         assert!(Via::parse(b"SIP/2.0/UDP h;rport=x").is_err());
         assert!(Via::parse(b"SIP/2.0 h").is_err());
+        Ok(())
     }
 
     #[test]
-    fn cseq_overflow_and_leading_zeros() {
-        let c = CSeq::parse(b"0009\r\n  INVITE").unwrap();
+    fn cseq_overflow_and_leading_zeros() -> TestResult {
+        let c = CSeq::parse(b"0009\r\n  INVITE")?;
         assert_eq!((c.number, c.method), (9, &b"INVITE"[..]));
         assert_eq!(
             CSeq::parse(b"36893488147419103232 REGISTER")
@@ -368,37 +370,38 @@ mod tests {
             400
         );
         assert!(CSeq::parse(b"1").is_err());
+        Ok(())
     }
 
     #[test]
-    fn name_addr_forms() {
+    fn name_addr_forms() -> TestResult {
         let a = NameAddr::parse(
             b"\"J Rosenberg \\\\\\\"\"       <sip:jdrosen@example.com>\r\n  ;\r\n  tag = 98asjd8",
-        )
-        .unwrap();
+        )?;
         assert_eq!(a.display(), Some(&b"J Rosenberg \\\\\\\""[..]));
         assert_eq!(a.tag(), Some(&b"98asjd8"[..]));
-        let a =
-            NameAddr::parse(b"sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n").unwrap();
+        let a = NameAddr::parse(b"sip:vivekg@chair-dnrc.example.com ;   tag    = 1918181833n")?;
         assert_eq!(a.uri.raw, b"sip:vivekg@chair-dnrc.example.com");
         assert_eq!(a.tag(), Some(&b"1918181833n"[..]));
-        let a = NameAddr::parse(b"caller<sip:caller@example.com>;tag=323").unwrap();
+        let a = NameAddr::parse(b"caller<sip:caller@example.com>;tag=323")?;
         assert_eq!(a.display(), Some(&b"caller"[..]));
         assert!(NameAddr::parse(b"\"Mr. J. User <sip:j.user@example.com>").is_err());
-        let a = NameAddr::parse(b"\"Watson, Thomas\" < sip:t.watson@example.org >").unwrap();
+        let a = NameAddr::parse(b"\"Watson, Thomas\" < sip:t.watson@example.org >")?;
         assert_eq!(a.uri.raw, b"sip:t.watson@example.org");
+        Ok(())
     }
 
     #[test]
-    fn contact_star_content_type_reason() {
-        assert_eq!(Contact::parse(b" * ").unwrap(), Contact::Star);
-        let ct = ContentType::parse(b"multipart/mixed;boundary=7a9cbec02ceef655").unwrap();
+    fn contact_star_content_type_reason() -> TestResult {
+        assert_eq!(Contact::parse(b" * ")?, Contact::Star);
+        let ct = ContentType::parse(b"multipart/mixed;boundary=7a9cbec02ceef655")?;
         assert_eq!(
             (ct.media_type, ct.subtype),
             (&b"multipart"[..], &b"mixed"[..])
         );
-        let r = Reason::parse(b"SIP;cause=200;text=\"Call completed elsewhere\"").unwrap();
+        let r = Reason::parse(b"SIP;cause=200;text=\"Call completed elsewhere\"")?;
         assert_eq!(r.cause(), Some(200));
         assert_eq!(r.text(), Some(&b"Call completed elsewhere"[..]));
+        Ok(())
     }
 }
