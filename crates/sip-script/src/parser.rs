@@ -153,9 +153,8 @@ impl Parser {
         }
         let prev = self.prev_span();
         let next = self.peek();
-        if next.tok != Tok::PlusAssign
-            && (next.span.line > prev.line || next.span.file != prev.file)
-        {
+        let on_later_line = next.span.line > prev.line || next.span.file != prev.file;
+        if next.tok == Tok::RBrace || (next.tok != Tok::PlusAssign && on_later_line) {
             return Err(Diagnostic::error(
                 prev.end(),
                 format!("syntax error: missing `;` before {}", next.tok.describe()),
@@ -933,8 +932,9 @@ impl Parser {
                 ));
             }
             let mut body = Vec::new();
-            while !(self.is_word("case") || self.is_word("default"))
-                && !matches!(self.peek_tok(), Tok::RBrace | Tok::Eof)
+            while !(self.is_word("case")
+                || self.is_word("default")
+                || matches!(self.peek_tok(), Tok::RBrace | Tok::Eof))
             {
                 match self.statement() {
                     Ok(Some(s)) => body.push(s),
