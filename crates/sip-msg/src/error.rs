@@ -13,6 +13,16 @@ pub struct SipError {
 }
 
 impl SipError {
+    /// 416: the Request-URI scheme cannot be routed (the proxy decides; the parser keeps
+    /// unknown schemes opaque).
+    pub const UNSUPPORTED_URI_SCHEME: SipError =
+        SipError::with_status("unsupported URI scheme", 416);
+    /// 420: a Proxy-Require option tag the proxy does not support.
+    pub const BAD_EXTENSION: SipError =
+        SipError::with_status("unsupported Proxy-Require option", 420);
+    /// 483: Max-Forwards reached 0.
+    pub const TOO_MANY_HOPS: SipError = SipError::with_status("Max-Forwards exhausted", 483);
+
     /// A 400 Bad Request error.
     pub const fn bad_request(what: &'static str) -> SipError {
         SipError { what, status: 400 }
@@ -61,3 +71,19 @@ impl fmt::Display for SipError {
 }
 
 impl std::error::Error for SipError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn display_names_problem_and_status() {
+        assert_eq!(
+            SipError::bad_request("bad CSeq number").to_string(),
+            "bad CSeq number (400 Bad Request)"
+        );
+        assert_eq!(SipError::TOO_MANY_HOPS.status(), 483);
+        assert_eq!(SipError::BAD_EXTENSION.reason_phrase(), "Bad Extension");
+        assert_eq!(SipError::UNSUPPORTED_URI_SCHEME.status(), 416);
+    }
+}

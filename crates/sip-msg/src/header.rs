@@ -83,17 +83,23 @@ const NAMES: &[(HeaderName, &str, Option<u8>)] = &[
 impl HeaderName {
     /// Maps a header name as written (any case, long or compact) to its variant.
     pub fn from_bytes(name: &[u8]) -> HeaderName {
-        if let [c] = name {
-            let c = c.to_ascii_lowercase();
+        let Some(first) = name.first().map(u8::to_ascii_lowercase) else {
+            return HeaderName::Other;
+        };
+        if name.len() == 1 {
             return NAMES
                 .iter()
-                .find(|(_, _, compact)| *compact == Some(c))
+                .find(|(_, _, compact)| *compact == Some(first))
                 .map_or(HeaderName::Other, |(h, _, _)| *h);
         }
+        // Called once per header line while indexing: compare only same-length names
+        // with the same first letter.
         NAMES
             .iter()
             .find(|(_, long, _)| {
-                long.len() == name.len() && long.as_bytes().eq_ignore_ascii_case(name)
+                long.len() == name.len()
+                    && long.as_bytes().first().map(u8::to_ascii_lowercase) == Some(first)
+                    && long.as_bytes().eq_ignore_ascii_case(name)
             })
             .map_or(HeaderName::Other, |(h, _, _)| *h)
     }
