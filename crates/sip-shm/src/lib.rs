@@ -45,6 +45,7 @@ mod counters;
 mod error;
 mod mutex;
 mod off;
+pub mod os;
 mod proctable;
 mod region;
 
