@@ -9,17 +9,36 @@ pub fn at(ms: u64) -> Millis {
 }
 
 pub fn invite_cell(cfg: &TmConfig) -> Cell {
-    Cell::new_server(BufRef(1), Method::Invite, Md5Field([9; 16]), 7, T0, cfg, false)
+    Cell::new_server(
+        BufRef(1),
+        Method::Invite,
+        Md5Field([9; 16]),
+        7,
+        T0,
+        cfg,
+        false,
+    )
 }
 
 pub fn non_invite_cell(cfg: &TmConfig) -> Cell {
-    Cell::new_server(BufRef(1), Method::Other, Md5Field([9; 16]), 7, T0, cfg, false)
+    Cell::new_server(
+        BufRef(1),
+        Method::Other,
+        Md5Field([9; 16]),
+        7,
+        T0,
+        cfg,
+        false,
+    )
 }
 
 /// A cell with `n` branches sent at T0.
 pub fn with_branches(mut cell: Cell, n: u8, cfg: &TmConfig) -> Cell {
     for i in 0..n {
-        assert_eq!(cell.add_branch(BufRef(100 + u32::from(i)), false, T0, cfg), Ok(i));
+        assert_eq!(
+            cell.add_branch(BufRef(100 + u32::from(i)), false, T0, cfg),
+            Ok(i)
+        );
     }
     cell
 }
@@ -51,7 +70,10 @@ pub fn run_until(cell: &mut Cell, until: Millis, cfg: &TmConfig) -> Vec<Fired> {
             break;
         }
         let actions: ActionList = cell.handle_timer(d, cfg);
-        fired.push(Fired { at: d, actions: actions.iter().copied().collect() });
+        fired.push(Fired {
+            at: d,
+            actions: actions.iter().copied().collect(),
+        });
         if actions.contains(&Action::Delete) {
             break;
         }
@@ -69,7 +91,10 @@ pub fn times_of(fired: &[Fired], pred: impl Fn(&Action) -> bool) -> Vec<u64> {
 }
 
 pub fn all_actions(fired: &[Fired]) -> Vec<Action> {
-    fired.iter().flat_map(|f| f.actions.iter().copied()).collect()
+    fired
+        .iter()
+        .flat_map(|f| f.actions.iter().copied())
+        .collect()
 }
 
 pub const FAILURE: RouteId = RouteId(3);

@@ -9,25 +9,42 @@ fn is_req_retr(a: &Action) -> bool {
 
 #[test]
 fn invite_retransmissions_cap_at_t2() {
-    let cfg = TmConfig { fr: 20_000, ..TmConfig::default() };
+    let cfg = TmConfig {
+        fr: 20_000,
+        ..TmConfig::default()
+    };
     let mut c = with_branches(invite_cell(&cfg), 1, &cfg);
     let fired = run_until(&mut c, at(20_000), &cfg);
-    assert_eq!(times_of(&fired, is_req_retr), [500, 1_500, 3_500, 7_500, 11_500, 15_500, 19_500]);
+    assert_eq!(
+        times_of(&fired, is_req_retr),
+        [500, 1_500, 3_500, 7_500, 11_500, 15_500, 19_500]
+    );
     // E9: 408 at +20 s.
     assert_eq!(
-        times_of(&fired, |a| matches!(a, Action::LocalReply { code: 408, .. })),
+        times_of(&fired, |a| matches!(
+            a,
+            Action::LocalReply { code: 408, .. }
+        )),
         [20_000]
     );
 }
 
 #[test]
 fn non_invite_retransmissions_cap_at_t2() {
-    let cfg = TmConfig { fr: 20_000, ..TmConfig::default() };
+    let cfg = TmConfig {
+        fr: 20_000,
+        ..TmConfig::default()
+    };
     let mut c = with_branches(non_invite_cell(&cfg), 1, &cfg);
     let fired = run_until(&mut c, at(20_000), &cfg);
-    assert_eq!(times_of(&fired, is_req_retr), [500, 1_500, 3_500, 7_500, 11_500, 15_500, 19_500]);
-    assert!(all_actions(&fired)
-        .contains(&Action::LocalReply { code: 408, reason: LocalReason::RequestTimeout }));
+    assert_eq!(
+        times_of(&fired, is_req_retr),
+        [500, 1_500, 3_500, 7_500, 11_500, 15_500, 19_500]
+    );
+    assert!(all_actions(&fired).contains(&Action::LocalReply {
+        code: 408,
+        reason: LocalReason::RequestTimeout
+    }));
 }
 
 #[test]
@@ -37,7 +54,13 @@ fn reliable_branch_is_not_retransmitted_but_times_out() {
     c.add_branch(BufRef(2), true, T0, &cfg).unwrap();
     let fired = run_until(&mut c, at(30_000), &cfg);
     assert!(times_of(&fired, is_req_retr).is_empty());
-    assert_eq!(times_of(&fired, |a| matches!(a, Action::LocalReply { code: 408, .. })), [30_000]);
+    assert_eq!(
+        times_of(&fired, |a| matches!(
+            a,
+            Action::LocalReply { code: 408, .. }
+        )),
+        [30_000]
+    );
 }
 
 #[test]
@@ -46,12 +69,18 @@ fn invite_provisional_stops_retransmission_and_switches_fr_to_fr_inv() {
     let mut c = with_branches(invite_cell(&cfg), 1, &cfg);
     run_until(&mut c, at(1_000), &cfg);
     let acts = reply(&mut c, 0, 180, at(1_000), &cfg);
-    assert!(acts.contains(&Action::Relay { branch: 0, code: 180 }));
+    assert!(acts.contains(&Action::Relay {
+        branch: 0,
+        code: 180
+    }));
     let fired = run_until(&mut c, at(200_000), &cfg);
     assert!(times_of(&fired, is_req_retr).is_empty());
     // fr_inv 120 s from the 180 at +1 s.
     assert_eq!(
-        times_of(&fired, |a| matches!(a, Action::LocalReply { code: 408, .. })),
+        times_of(&fired, |a| matches!(
+            a,
+            Action::LocalReply { code: 408, .. }
+        )),
         [121_000]
     );
 }
@@ -64,20 +93,29 @@ fn restart_fr_on_each_reply_restarts_fr_inv_on_every_1xx() {
     reply(&mut c, 0, 183, at(50_000), &cfg);
     let fired = run_until(&mut c, at(300_000), &cfg);
     assert_eq!(
-        times_of(&fired, |a| matches!(a, Action::LocalReply { code: 408, .. })),
+        times_of(&fired, |a| matches!(
+            a,
+            Action::LocalReply { code: 408, .. }
+        )),
         [170_000]
     );
 }
 
 #[test]
 fn restart_fr_off_restarts_only_on_first_and_increasing_codes_from_180() {
-    let cfg = TmConfig { restart_fr_on_each_reply: false, ..TmConfig::default() };
+    let cfg = TmConfig {
+        restart_fr_on_each_reply: false,
+        ..TmConfig::default()
+    };
     let mut c = with_branches(invite_cell(&cfg), 1, &cfg);
     reply(&mut c, 0, 180, at(1_000), &cfg);
     reply(&mut c, 0, 180, at(50_000), &cfg); // same code: no restart
     let fired = run_until(&mut c, at(300_000), &cfg);
     assert_eq!(
-        times_of(&fired, |a| matches!(a, Action::LocalReply { code: 408, .. })),
+        times_of(&fired, |a| matches!(
+            a,
+            Action::LocalReply { code: 408, .. }
+        )),
         [121_000]
     );
     let mut c = with_branches(invite_cell(&cfg), 1, &cfg);
@@ -85,7 +123,10 @@ fn restart_fr_off_restarts_only_on_first_and_increasing_codes_from_180() {
     reply(&mut c, 0, 183, at(50_000), &cfg); // increasing ≥180: restart
     let fired = run_until(&mut c, at(300_000), &cfg);
     assert_eq!(
-        times_of(&fired, |a| matches!(a, Action::LocalReply { code: 408, .. })),
+        times_of(&fired, |a| matches!(
+            a,
+            Action::LocalReply { code: 408, .. }
+        )),
         [170_000]
     );
 }
@@ -101,7 +142,13 @@ fn non_invite_provisional_switches_retransmission_to_t2_and_keeps_fr() {
         times_of(&fired, is_req_retr),
         [4_600, 8_600, 12_600, 16_600, 20_600, 24_600, 28_600]
     );
-    assert_eq!(times_of(&fired, |a| matches!(a, Action::LocalReply { code: 408, .. })), [30_000]);
+    assert_eq!(
+        times_of(&fired, |a| matches!(
+            a,
+            Action::LocalReply { code: 408, .. }
+        )),
+        [30_000]
+    );
 }
 
 #[test]
@@ -114,8 +161,14 @@ fn fr_expiry_after_provisional_sends_cancel_without_reason_then_408() {
     assert_eq!(
         last[..2],
         [
-            Action::SendCancel { branch: 0, reason: CancelReason::None },
-            Action::LocalReply { code: 408, reason: LocalReason::RequestTimeout },
+            Action::SendCancel {
+                branch: 0,
+                reason: CancelReason::None
+            },
+            Action::LocalReply {
+                code: 408,
+                reason: LocalReason::RequestTimeout
+            },
         ]
     );
     assert!(c.any_timeout());
@@ -127,25 +180,47 @@ fn fr_expiry_without_provisional_sends_no_cancel() {
     let cfg = TmConfig::default();
     let mut c = with_branches(invite_cell(&cfg), 1, &cfg);
     let fired = run_until(&mut c, at(30_000), &cfg);
-    assert!(!all_actions(&fired).iter().any(|a| matches!(a, Action::SendCancel { .. })));
+    assert!(
+        !all_actions(&fired)
+            .iter()
+            .any(|a| matches!(a, Action::SendCancel { .. }))
+    );
 }
 
 #[test]
 fn fr_is_clamped_to_max_inv_lifetime() {
-    let cfg = TmConfig { max_inv_lifetime: 60_000, ..TmConfig::default() };
+    let cfg = TmConfig {
+        max_inv_lifetime: 60_000,
+        ..TmConfig::default()
+    };
     let mut c = with_branches(invite_cell(&cfg), 1, &cfg);
     reply(&mut c, 0, 180, at(1_000), &cfg);
     let fired = run_until(&mut c, at(200_000), &cfg);
-    assert_eq!(times_of(&fired, |a| matches!(a, Action::LocalReply { code: 408, .. })), [60_000]);
+    assert_eq!(
+        times_of(&fired, |a| matches!(
+            a,
+            Action::LocalReply { code: 408, .. }
+        )),
+        [60_000]
+    );
     assert!(c.is_expired(at(60_001)));
 }
 
 #[test]
 fn fr_is_clamped_to_max_noninv_lifetime() {
-    let cfg = TmConfig { fr: 40_000, ..TmConfig::default() };
+    let cfg = TmConfig {
+        fr: 40_000,
+        ..TmConfig::default()
+    };
     let mut c = with_branches(non_invite_cell(&cfg), 1, &cfg);
     let fired = run_until(&mut c, at(50_000), &cfg);
-    assert_eq!(times_of(&fired, |a| matches!(a, Action::LocalReply { code: 408, .. })), [32_000]);
+    assert_eq!(
+        times_of(&fired, |a| matches!(
+            a,
+            Action::LocalReply { code: 408, .. }
+        )),
+        [32_000]
+    );
 }
 
 #[test]
@@ -153,10 +228,16 @@ fn negative_final_to_invite_is_retransmitted_until_wait_timer() {
     let cfg = TmConfig::default();
     let mut c = with_branches(invite_cell(&cfg), 1, &cfg);
     let acts = reply(&mut c, 0, 486, at(0), &cfg);
-    assert!(acts.contains(&Action::Relay { branch: 0, code: 486 }));
+    assert!(acts.contains(&Action::Relay {
+        branch: 0,
+        code: 486
+    }));
     let fired = run_until(&mut c, at(60_000), &cfg);
     // E10: +0.5, +1.5, +3.5 s, then deletion at +5 s.
-    assert_eq!(times_of(&fired, |a| *a == Action::RetransmitReply), [500, 1_500, 3_500]);
+    assert_eq!(
+        times_of(&fired, |a| *a == Action::RetransmitReply),
+        [500, 1_500, 3_500]
+    );
     assert_eq!(times_of(&fired, |a| *a == Action::Delete), [5_000]);
 }
 
@@ -178,7 +259,10 @@ fn relayed_2xx_is_not_retransmitted_and_goes_on_wait() {
     let cfg = TmConfig::default();
     let mut c = with_branches(invite_cell(&cfg), 1, &cfg);
     reply(&mut c, 0, 200, at(0), &cfg);
-    assert!(!c.ack_received(at(10)), "nothing waits for an ACK to a relayed 2xx");
+    assert!(
+        !c.ack_received(at(10)),
+        "nothing waits for an ACK to a relayed 2xx"
+    );
     let fired = run_until(&mut c, at(60_000), &cfg);
     assert!(times_of(&fired, |a| *a == Action::RetransmitReply).is_empty());
     assert_eq!(times_of(&fired, |a| *a == Action::Delete), [5_000]);
@@ -218,7 +302,10 @@ fn wait_timer_extension_rearms_until_lifetime_limit() {
 
 #[test]
 fn timer_values_are_rounded_up_to_ticks() {
-    let cfg = TmConfig { t1: 100, ..TmConfig::default() };
+    let cfg = TmConfig {
+        t1: 100,
+        ..TmConfig::default()
+    };
     let mut c = with_branches(invite_cell(&cfg), 1, &cfg);
     assert_eq!(c.timer_values().t1, 125);
     let fired = run_until(&mut c, at(130), &cfg);
