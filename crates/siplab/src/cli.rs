@@ -130,8 +130,22 @@ mod tests {
     #[test]
     fn kamailio_lab_flags_parse() {
         let cli = Cli::try_parse_from([
-            "siplab", "-f", "k.cfg", "-DD", "-E", "-m", "64", "-M", "8", "-A", "FRT=5000", "-A",
-            "PROBEMODE", "--debug=3", "-n", "4",
+            "siplab",
+            "-f",
+            "k.cfg",
+            "-DD",
+            "-E",
+            "-m",
+            "64",
+            "-M",
+            "8",
+            "-A",
+            "FRT=5000",
+            "-A",
+            "PROBEMODE",
+            "--debug=3",
+            "-n",
+            "4",
         ])
         .expect("flags Kamailio accepts must parse");
         assert_eq!(cli.fork_mode(), ForkMode::Foreground);
@@ -156,7 +170,8 @@ mod tests {
 
     #[test]
     fn ctl_subcommand_takes_method_and_params() {
-        let cli = Cli::try_parse_from(["siplab", "ctl", "stats.get_statistics", "all"]).expect("parses");
+        let cli =
+            Cli::try_parse_from(["siplab", "ctl", "stats.get_statistics", "all"]).expect("parses");
         match cli.command {
             Some(Command::Ctl { method, params, .. }) => {
                 assert_eq!(method, "stats.get_statistics");

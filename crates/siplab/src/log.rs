@@ -65,7 +65,10 @@ impl Level {
 
 enum Sink {
     Stderr,
-    Syslog { sock: Option<UnixDatagram>, facility: u8 },
+    Syslog {
+        sock: Option<UnixDatagram>,
+        facility: u8,
+    },
 }
 
 struct Logger {
@@ -104,7 +107,12 @@ pub fn init(rank: i32, max_level: i32, to_stderr: bool, facility: u8) {
             .filter(|s| s.connect("/dev/log").is_ok());
         Sink::Syslog { sock, facility }
     };
-    let logger = Logger { rank, pid: std::process::id(), max: max_level, sink };
+    let logger = Logger {
+        rank,
+        pid: std::process::id(),
+        max: max_level,
+        sink,
+    };
     if let Ok(mut g) = LOGGER.lock() {
         *g = Some(logger);
     }
@@ -123,13 +131,26 @@ pub fn enabled(level: Level) -> bool {
 pub fn write(level: Level, module: &str, text: &str) {
     let Ok(mut guard) = LOGGER.lock() else { return };
     let Some(l) = guard.as_mut() else {
-        eprintln!(" 0({}) {}: <{}> {}", std::process::id(), level.label(), module, text.trim_end());
+        eprintln!(
+            " 0({}) {}: <{}> {}",
+            std::process::id(),
+            level.label(),
+            module,
+            text.trim_end()
+        );
         return;
     };
     if (level as i32) > l.max {
         return;
     }
-    let line = format!(" {}({}) {}: <{}> {}\n", l.rank, l.pid, level.label(), module, text.trim_end_matches('\n'));
+    let line = format!(
+        " {}({}) {}: <{}> {}\n",
+        l.rank,
+        l.pid,
+        level.label(),
+        module,
+        text.trim_end_matches('\n')
+    );
     match &l.sink {
         Sink::Stderr => {
             let _ = std::io::stderr().lock().write_all(line.as_bytes());

@@ -1,7 +1,11 @@
 //! The `siplab` executable: CLI, supervisor, workers, timer and ctl processes.
 
+mod app;
 mod cli;
+mod ctl;
 mod log;
+mod net;
+mod supervisor;
 
 use clap::Parser;
 
