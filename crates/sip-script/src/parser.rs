@@ -293,7 +293,7 @@ impl Parser {
         let value = match self.peek_tok().clone() {
             Tok::Str { value, .. } => {
                 self.bump();
-                ModParamValue::Str(value)
+                ModParamValue::Str(self.adjacent_strings(value))
             }
             Tok::Int(i) => {
                 self.bump();
@@ -392,7 +392,7 @@ impl Parser {
             ValueKind::Str => match self.peek_tok().clone() {
                 Tok::Str { value, .. } => {
                     self.bump();
-                    Ok(ParamValue::Str(value))
+                    Ok(ParamValue::Str(self.adjacent_strings(value)))
                 }
                 _ => Err(bad(self, "a string")),
             },
@@ -432,6 +432,16 @@ impl Parser {
                 }
             }
         }
+    }
+
+    /// Kamailio's grammar joins adjacent string literals in parameter values (the stock
+    /// cfg splits `acc` `log_extra` over two lines that way); expressions do not.
+    fn adjacent_strings(&mut self, mut value: String) -> String {
+        while let Tok::Str { value: more, .. } = self.peek_tok().clone() {
+            self.bump();
+            value.push_str(&more);
+        }
+        value
     }
 
     fn int_value(&mut self) -> Option<ParamValue> {
