@@ -1,14 +1,18 @@
 //! Kamailio-syntax routing scripts.
 //!
-//! Front end: the `#!` preprocessor, lexer, parser, AST and diagnostics. Later: the compiler
-//! that binds calls to module exports and runs fixups before fork, the per-message
-//! interpreter with pseudo-variables, and the module ABI (static export tables, route kinds).
+//! Front end: the `#!` preprocessor, lexer, parser, AST and diagnostics ([`load`] a file
+//! through a [`SourceLoader`], [`load_str`] for tests).
 //!
-//! Entry points: [`load`] (a file, through a [`SourceLoader`]) and [`load_str`] (tests).
+//! Runtime: the module ABI ([`abi`]: static export tables, typed arguments, route kinds, the
+//! per-message [`Ctx`] and the [`Host`] trait for every effect), the compiler that binds calls
+//! to module exports and runs fixups before fork ([`compile`]), the interpreter, the
+//! pseudo-variables ([`pvar`]) and a recording [`testhost::TestHost`].
 #![forbid(unsafe_code)]
 
+pub mod abi;
 pub mod ast;
 pub mod check;
+pub mod compile;
 pub mod core_params;
 pub mod diag;
 pub mod lexer;
@@ -16,9 +20,20 @@ pub mod loader;
 pub mod parser;
 pub mod preproc;
 pub mod pv;
+pub mod pvar;
+pub mod runtime;
 pub mod span;
+pub mod testhost;
+pub mod transform;
 pub mod typeck;
+pub mod value;
 
+pub use abi::{
+    ApiRegistry, Arg, ArgKind, AvpStore, Branch, Ctx, FixupCtx, FixupError, FunctionExport, Host,
+    LocalAddr, LocalSocket, LogLevel, Millis, ModChildInit, ModInit, ModuleExports, ParamExport,
+    ParamKind, ParamSetting, PvExport, RouteId, RouteKinds, RpcError, RpcExport, SendError,
+    SerError, Source, TmApi,
+};
 pub use ast::*;
 pub use check::check_modules;
 pub use core_params::{CoreParams, Dialect, Listen, WorkerExit};
@@ -26,7 +41,10 @@ pub use diag::{Diagnostic, Severity};
 pub use loader::{FsLoader, MemLoader, SourceLoader};
 pub use preproc::CompatMode;
 pub use pv::{FormatPart, PvError, PvIndex, PvRef, Transform, parse_format, parse_pv};
+pub use pvar::{Format, PvSpec};
+pub use runtime::Runtime;
 pub use span::{FileId, SourceMap, Span};
+pub use value::Value;
 
 use std::path::Path;
 

@@ -1,0 +1,902 @@
+//! The module ABI: how a built-in module plugs into the script runtime.
+//!
+//! A module is a static [`ModuleExports`] table, like Kamailio's `struct module_exports`:
+//!
+//! * **functions** ([`FunctionExport`]): name, typed arguments ([`ArgKind`]; the arity is the
+//!   number of kinds, overloads repeat the name with another arity), an optional fixup run at
+//!   compile time, the route kinds it may be called from ([`RouteKinds`]) and the handler
+//!   `fn(&mut Ctx, &[Arg]) -> i32`. Return codes as Kamailio: positive = true, negative =
+//!   false, **0 = stop the script**.
+//! * **params** ([`ParamExport`]): `modparam` names with their type and aliases (OpenSIPS
+//!   spellings); values are checked at compile time, a wrong name or type is a config error.
+//! * **init** (before fork) turns the params into module state ([`ModInit::set_state`]) and
+//!   may register an API ([`ModInit::register_api`]); **child_init(rank)** runs in every
+//!   process after fork.
+//! * **pvs** ([`PvExport`]): module-provided pseudo-variables (tmx's `$T_reply_code`); a
+//!   module PV overrides a built-in one of the same name.
+//! * **rpc** ([`RpcExport`]): JSON-RPC methods for the ctl process, over `serde_json::Value`.
+//!
+//! Core actions (`forward`, `setflag`, `strip`, ...) are a pseudo-module named `core` with the
+//! same ABI, looked up for every config without `loadmodule`.
+//!
+//! # How arguments are prepared
+//!
+//! The compiler converts each call argument by its [`ArgKind`] into an [`Arg`] (so a handler
+//! never parses): `Int` literals (also `"10"` strings) become [`Arg::Int`], a PV becomes
+//! [`Arg::DynInt`]; `Format` strings are parsed once into a [`Format`]; `Regex` is compiled;
+//! `Route(kind)` names are bound to a [`RouteId`] and must exist. Then the export's own
+//! `fixup` may check or precompute more (e.g. `xlog` turning `"L_INFO"` into a level), and may
+//! replace an argument by [`Arg::Data`]. Handlers read arguments with [`Ctx::arg_str`] /
+//! [`Ctx::arg_int`], which evaluate the dynamic forms.
+//!
+//! # Effects
+//!
+//! The runtime is pure: every effect (send, log, clock, randomness, sleep, DNS) goes through
+//! [`Host`], which the binary implements with real I/O and tests with
+//! [`crate::testhost::TestHost`].
+//!
+//! # Modules talk through API traits
+//!
+//! A module that offers services to others registers an `Arc<dyn Trait>` in init
+//! ([`ModInit::register_api`]); others fetch it with [`Ctx::api`]. The registry is keyed by
+//! the trait object type, so no module names a concrete type of another. [`TmApi`] is the
+//! first one: `sl`'s `send_reply` asks it whether a transaction exists (no tm → no).
+//!
+//! # Life cycle (what the binary does)
+//!
+//! 1. `let script = compile::compile(&config, sip_modules::all_modules())?` — binds every call
+//!    by name and arity (`unknown function NAME/ARITY`), checks route kinds, runs fixups,
+//!    checks modparams.
+//! 2. `let mut rt = script.new_runtime(); script.init_modules(&mut rt)?` — before fork.
+//! 3. After fork: `script.child_init(&mut rt, rank)?`.
+//! 4. Per message: `let mut ctx = Ctx::new(&mut rt, &mut host, &msg, src, RouteKind::Request);
+//!    let outcome = script.run_request(&mut ctx);` — sends already happened through the host.
+//!
+//! # Testing a module
+//!
+//! Build a [`Runtime`] (`Runtime::new(&CoreParams::default())`), a
+//! [`crate::testhost::TestHost`], parse a message with `sip_msg::Message::parse`, make a
+//! [`Ctx`] with [`Ctx::new`] and call the handler with prepared [`Arg`]s (e.g.
+//! `Arg::Format(Format::literal("X-A: 1\r\n"))`); or compile a small cfg with your module
+//! table and run it.
+
+use std::any::{Any, TypeId};
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use sip_msg::{EditList, Message};
+
+pub use crate::ast::{ModParamValue, Proto, RouteKind};
+pub use crate::core_params::CoreParams;
+pub use crate::pvar::{Format, PvSpec};
+use crate::runtime::Runtime;
+pub use crate::value::Value;
+
+// ---------------------------------------------------------------------------------------------
+// Route kinds
+
+/// A set of route kinds a function may be called from (Kamailio's `REQUEST_ROUTE|...` flags).
+/// `route[NAME]` blocks are checked against every kind that can reach them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct RouteKinds(pub u16);
+
+impl RouteKinds {
+    pub const NONE: RouteKinds = RouteKinds(0);
+    /// `request_route`.
+    pub const REQUEST: RouteKinds = RouteKinds(1);
+    /// `failure_route[...]`.
+    pub const FAILURE: RouteKinds = RouteKinds(1 << 1);
+    /// tm's per-branch `onreply_route[NAME]`.
+    pub const ONREPLY: RouteKinds = RouteKinds(1 << 2);
+    /// `branch_route[...]`.
+    pub const BRANCH: RouteKinds = RouteKinds(1 << 3);
+    /// The core `reply_route` (every reply, before tm).
+    pub const REPLY: RouteKinds = RouteKinds(1 << 4);
+    /// `onsend_route`.
+    pub const ONSEND: RouteKinds = RouteKinds(1 << 5);
+    /// `event_route[...]`.
+    pub const EVENT: RouteKinds = RouteKinds(1 << 6);
+    /// tm's local route (requests generated by the proxy itself).
+    pub const LOCAL: RouteKinds = RouteKinds(1 << 7);
+    pub const ANY: RouteKinds = RouteKinds(0xff);
+
+    pub const fn union(self, other: RouteKinds) -> RouteKinds {
+        RouteKinds(self.0 | other.0)
+    }
+
+    pub const fn contains(self, other: RouteKinds) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    pub const fn intersects(self, other: RouteKinds) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The flag of a top-level block kind. `route[NAME]` has none of its own (its callers
+    /// decide); that gives [`RouteKinds::NONE`].
+    pub const fn of(kind: RouteKind) -> RouteKinds {
+        match kind {
+            RouteKind::Request => RouteKinds::REQUEST,
+            RouteKind::Route => RouteKinds::NONE,
+            RouteKind::Failure => RouteKinds::FAILURE,
+            RouteKind::OnReply => RouteKinds::ONREPLY,
+            RouteKind::Branch => RouteKinds::BRANCH,
+            RouteKind::Reply => RouteKinds::REPLY,
+            RouteKind::OnSend => RouteKinds::ONSEND,
+            RouteKind::Event => RouteKinds::EVENT,
+        }
+    }
+
+    /// Block keywords of the kinds in the set, for error messages.
+    pub fn names(self) -> Vec<&'static str> {
+        const ALL: [(RouteKinds, &str); 8] = [
+            (RouteKinds::REQUEST, "request_route"),
+            (RouteKinds::FAILURE, "failure_route"),
+            (RouteKinds::ONREPLY, "onreply_route"),
+            (RouteKinds::BRANCH, "branch_route"),
+            (RouteKinds::REPLY, "reply_route"),
+            (RouteKinds::ONSEND, "onsend_route"),
+            (RouteKinds::EVENT, "event_route"),
+            (RouteKinds::LOCAL, "local_route"),
+        ];
+        ALL.iter()
+            .filter(|(k, _)| self.intersects(*k))
+            .map(|(_, n)| *n)
+            .collect()
+    }
+}
+
+impl std::ops::BitOr for RouteKinds {
+    type Output = RouteKinds;
+    fn bitor(self, rhs: RouteKinds) -> RouteKinds {
+        self.union(rhs)
+    }
+}
+
+/// Index of a compiled route block within its kind (`failure_route[X]` → the id that
+/// `t_on_failure("X")` stores). Resolved at compile time, so it always names an existing block.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct RouteId {
+    pub kind: RouteKind,
+    pub index: u32,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Function exports
+
+/// The type of one function argument; decides how the compiler prepares it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgKind {
+    /// An integer: int literal or numeric string literal (`"10"`) → [`Arg::Int`]; a PV or a
+    /// string with PVs → [`Arg::DynInt`] (evaluated per call). `"abc"` is a compile error.
+    Int,
+    /// A constant string, no PV expansion (`is_method("INVITE|ACK")`) → [`Arg::Str`]. Int
+    /// literals are accepted as their decimal text.
+    Str,
+    /// A string whose PVs are expanded per call (`xlog`, `append_hf`, reply reasons) →
+    /// [`Arg::Format`]; a bare PV argument is a format of that PV.
+    Format,
+    /// A constant POSIX-ERE-like pattern compiled at load → [`Arg::Regex`].
+    Regex,
+    /// A PV name, readable (`"$var(x)"` or a bare `$var(x)`) → [`Arg::Pv`].
+    Pv,
+    /// A PV that must be writable → [`Arg::Pv`]; a read-only PV is a compile error.
+    PvWritable,
+    /// The name of a route block of that kind, which must exist → [`Arg::Route`].
+    Route(RouteKind),
+}
+
+/// A prepared argument, as handlers receive it.
+#[derive(Clone)]
+pub enum Arg {
+    Int(i64),
+    /// An int argument given as PV(s); [`Ctx::arg_int`] evaluates it.
+    DynInt(Format),
+    Str(String),
+    Format(Format),
+    Regex(regex::Regex),
+    Pv(PvSpec),
+    Route(RouteId),
+    /// Whatever a module's fixup precomputed (a parsed level, a method set, ...).
+    Data(Arc<dyn Any + Send + Sync>),
+}
+
+impl fmt::Debug for Arg {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Arg::Int(i) => write!(f, "Int({i})"),
+            Arg::DynInt(x) => write!(f, "DynInt({x:?})"),
+            Arg::Str(s) => write!(f, "Str({s:?})"),
+            Arg::Format(x) => write!(f, "Format({x:?})"),
+            Arg::Regex(r) => write!(f, "Regex({:?})", r.as_str()),
+            Arg::Pv(p) => write!(f, "Pv({p:?})"),
+            Arg::Route(r) => write!(f, "Route({r:?})"),
+            Arg::Data(_) => f.write_str("Data(..)"),
+        }
+    }
+}
+
+impl Arg {
+    /// The precomputed data of an [`Arg::Data`] as `T`.
+    pub fn data<T: Any>(&self) -> Option<&T> {
+        match self {
+            Arg::Data(d) => d.downcast_ref::<T>(),
+            _ => None,
+        }
+    }
+
+    /// The constant text of a `Str` or a constant `Format` argument.
+    pub fn const_str(&self) -> Option<&str> {
+        match self {
+            Arg::Str(s) => Some(s),
+            Arg::Format(f) => f.as_const(),
+            _ => None,
+        }
+    }
+}
+
+/// A fixup failure; `arg` (0-based) says which argument the diagnostic points at.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FixupError {
+    pub arg: Option<usize>,
+    pub message: String,
+}
+
+impl FixupError {
+    pub fn arg(index: usize, message: impl Into<String>) -> FixupError {
+        FixupError {
+            arg: Some(index),
+            message: message.into(),
+        }
+    }
+
+    pub fn call(message: impl Into<String>) -> FixupError {
+        FixupError {
+            arg: None,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a fixup may look at besides the arguments.
+#[derive(Debug)]
+pub struct FixupCtx<'a> {
+    /// The config's core parameters (`dialect`, `debug`, ...).
+    pub core: &'a CoreParams,
+    /// Kinds of the blocks this call can run in.
+    pub route_kinds: RouteKinds,
+    /// Compile warnings the fixup wants printed (`siplab -c` shows them), e.g. spec §11.1.
+    pub warnings: Vec<String>,
+}
+
+/// Per-call fixup run at compile time after the generic per-argument preparation.
+pub type FixupFn = fn(&mut FixupCtx<'_>, &mut [Arg]) -> Result<(), FixupError>;
+
+/// A script function's handler. Returns Kamailio's code: >0 true, <0 false, 0 stop the script.
+pub type HandlerFn = fn(&mut Ctx<'_>, &[Arg]) -> i32;
+
+/// One script function (one arity).
+#[derive(Clone, Copy, Debug)]
+pub struct FunctionExport {
+    pub name: &'static str,
+    /// Argument kinds; the arity is their number.
+    pub args: &'static [ArgKind],
+    pub fixup: Option<FixupFn>,
+    /// Route kinds the function may be called from.
+    pub routes: RouteKinds,
+    pub handler: HandlerFn,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Module parameters, PVs, RPC, init
+
+/// The type of a `modparam` value. A value of the other type is a config error [E22].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ParamKind {
+    Int,
+    Str,
+}
+
+/// One `modparam` a module accepts.
+#[derive(Clone, Copy, Debug)]
+pub struct ParamExport {
+    pub name: &'static str,
+    pub kind: ParamKind,
+    /// Other accepted spellings (OpenSIPS names, old typos like `ds_probing_threshhold`).
+    pub aliases: &'static [&'static str],
+}
+
+/// Reads a module PV. `inner` is the raw text in parentheses (`x` of `$foo(x)`).
+pub type PvGetFn = fn(&mut Ctx<'_>, inner: Option<&str>) -> Value;
+/// Writes a module PV; the error is reported as a script run error.
+pub type PvSetFn = fn(&mut Ctx<'_>, inner: Option<&str>, Value) -> Result<(), String>;
+
+/// A pseudo-variable provided by a module.
+#[derive(Clone, Copy, Debug)]
+pub struct PvExport {
+    pub name: &'static str,
+    pub get: PvGetFn,
+    /// `None`: read-only (assigning is a compile error).
+    pub set: Option<PvSetFn>,
+}
+
+/// A JSON-RPC error (code and message as JSON-RPC 2.0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcError {
+    pub code: i32,
+    pub message: String,
+}
+
+/// A JSON-RPC method (`ds.list`): runs in the ctl process with that process's runtime.
+pub type RpcFn = fn(&mut Runtime, &serde_json::Value) -> Result<serde_json::Value, RpcError>;
+
+#[derive(Clone, Copy, Debug)]
+pub struct RpcExport {
+    pub name: &'static str,
+    pub doc: &'static str,
+    pub handler: RpcFn,
+}
+
+/// Module init, before fork: params in, state and APIs out.
+pub type InitFn = fn(&mut ModInit<'_>) -> Result<(), String>;
+/// Per-process init after fork; `rank` as Kamailio (`> 0` workers, `0` main, negatives special).
+pub type ChildInitFn = fn(&mut ModChildInit<'_>, rank: i32) -> Result<(), String>;
+
+/// A module's export table.
+#[derive(Clone, Copy, Debug)]
+pub struct ModuleExports {
+    /// `loadmodule "NAME.so"` name.
+    pub name: &'static str,
+    pub functions: &'static [FunctionExport],
+    pub params: &'static [ParamExport],
+    pub init: Option<InitFn>,
+    pub child_init: Option<ChildInitFn>,
+    pub rpc: &'static [RpcExport],
+    pub pvs: &'static [PvExport],
+}
+
+impl ModuleExports {
+    /// An export table with nothing in it (for `..ModuleExports::EMPTY` in statics).
+    pub const EMPTY: ModuleExports = ModuleExports {
+        name: "",
+        functions: &[],
+        params: &[],
+        init: None,
+        child_init: None,
+        rpc: &[],
+        pvs: &[],
+    };
+
+    pub fn param(&self, name: &str) -> Option<&'static ParamExport> {
+        self.params
+            .iter()
+            .find(|p| p.name == name || p.aliases.contains(&name))
+    }
+}
+
+/// A `modparam` value after checking, under the param's canonical name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ParamSetting {
+    pub name: &'static str,
+    pub value: ModParamValue,
+}
+
+/// What `init` gets: the module's params (in cfg order), the core params, and the runtime to
+/// store state and APIs in.
+pub struct ModInit<'a> {
+    pub module: &'static ModuleExports,
+    pub params: &'a [ParamSetting],
+    pub core: &'a CoreParams,
+    pub(crate) rt: &'a mut Runtime,
+}
+
+impl ModInit<'_> {
+    /// The last value set for `name` if it is an int param.
+    pub fn param_int(&self, name: &str) -> Option<i64> {
+        self.params.iter().rev().find_map(|p| match &p.value {
+            ModParamValue::Int(i) if p.name == name => Some(*i),
+            _ => None,
+        })
+    }
+
+    /// The last value set for `name` if it is a string param.
+    pub fn param_str(&self, name: &str) -> Option<&str> {
+        self.params.iter().rev().find_map(|p| match &p.value {
+            ModParamValue::Str(s) if p.name == name => Some(s.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Every value set for `name`, in cfg order (repeatable params).
+    pub fn param_all<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s ModParamValue> {
+        self.params
+            .iter()
+            .filter(move |p| p.name == name)
+            .map(|p| &p.value)
+    }
+
+    /// Stores the module's state; handlers fetch it with [`Ctx::module_state`]. One value per
+    /// type: storing the same type again replaces it.
+    pub fn set_state<T: Any + Send>(&mut self, state: T) {
+        self.rt.set_state(state);
+    }
+
+    pub fn state_mut<T: Any + Send>(&mut self) -> Option<&mut T> {
+        self.rt.state_mut::<T>()
+    }
+
+    /// Registers an API for other modules, keyed by its (trait object) type:
+    /// `init.register_api::<dyn TmApi>(Arc::new(MyTm))`.
+    pub fn register_api<A: ?Sized + Send + Sync + 'static>(&mut self, api: Arc<A>) {
+        self.rt.apis.register(api);
+    }
+
+    /// An API registered by a module initialised earlier.
+    pub fn api<A: ?Sized + Send + Sync + 'static>(&self) -> Option<Arc<A>> {
+        self.rt.apis.get::<A>()
+    }
+}
+
+/// What `child_init` gets: the process's runtime (module state, APIs).
+pub struct ModChildInit<'a> {
+    pub module: &'static ModuleExports,
+    pub rt: &'a mut Runtime,
+}
+
+impl ModChildInit<'_> {
+    pub fn state_mut<T: Any + Send>(&mut self) -> Option<&mut T> {
+        self.rt.state_mut::<T>()
+    }
+}
+
+/// APIs modules offer each other, keyed by the API's (trait object) type.
+#[derive(Default)]
+pub struct ApiRegistry {
+    apis: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+}
+
+impl fmt::Debug for ApiRegistry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiRegistry({} apis)", self.apis.len())
+    }
+}
+
+impl ApiRegistry {
+    pub fn register<A: ?Sized + Send + Sync + 'static>(&mut self, api: Arc<A>) {
+        self.apis.insert(TypeId::of::<A>(), Box::new(api));
+    }
+
+    pub fn get<A: ?Sized + Send + Sync + 'static>(&self) -> Option<Arc<A>> {
+        self.apis
+            .get(&TypeId::of::<A>())
+            .and_then(|b| b.downcast_ref::<Arc<A>>())
+            .cloned()
+    }
+}
+
+/// The transaction module's API as other modules see it. Until tm exists nothing registers
+/// it and [`Ctx::has_transaction`] answers "no".
+pub trait TmApi: Send + Sync {
+    /// Whether the message being processed belongs to a transaction (`send_reply` then
+    /// replies statefully).
+    fn has_transaction(&self, ctx: &Ctx<'_>) -> bool;
+    /// Sends a reply through the transaction (`t_reply`); the script return code.
+    fn reply(&self, ctx: &mut Ctx<'_>, code: u16, reason: &str) -> i32;
+    /// `$T_reply_code`: see spec §8.7 (0 without a transaction).
+    fn reply_code(&self, ctx: &Ctx<'_>) -> i32;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Host: every effect
+
+/// Monotonic milliseconds from the supervisor's start tick.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Millis(pub u64);
+
+/// Kamailio log levels (K: src/core/dprint.h); a message prints when `level <= debug`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    Alert = -5,
+    Bug = -4,
+    Crit = -3,
+    Err = -1,
+    Warn = 0,
+    Notice = 1,
+    Info = 2,
+    Dbg = 3,
+}
+
+impl LogLevel {
+    pub fn value(self) -> i32 {
+        self as i32
+    }
+
+    /// Parses `L_INFO`-style names (xlog) and the bare names (`INFO`).
+    pub fn from_name(name: &str) -> Option<LogLevel> {
+        let n = name.strip_prefix("L_").unwrap_or(name);
+        Some(match n {
+            "ALERT" => LogLevel::Alert,
+            "BUG" => LogLevel::Bug,
+            "CRIT" => LogLevel::Crit,
+            "ERR" => LogLevel::Err,
+            "WARN" => LogLevel::Warn,
+            "NOTICE" => LogLevel::Notice,
+            "INFO" => LogLevel::Info,
+            "DBG" => LogLevel::Dbg,
+            _ => return None,
+        })
+    }
+
+    /// The word Kamailio prints in a log line (`INFO`, `ERROR`, ...).
+    pub fn label(self) -> &'static str {
+        match self {
+            LogLevel::Alert => "ALERT",
+            LogLevel::Bug => "BUG",
+            LogLevel::Crit => "CRITICAL",
+            LogLevel::Err => "ERROR",
+            LogLevel::Warn => "WARNING",
+            LogLevel::Notice => "NOTICE",
+            LogLevel::Info => "INFO",
+            LogLevel::Dbg => "DEBUG",
+        }
+    }
+}
+
+/// Why a send failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendError(pub String);
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "send failed: {}", self.0)
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// A listen address or alias, for `myself` checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalAddr {
+    /// An IP address text (`127.0.0.1`, `::1` without brackets) or an alias name.
+    pub host: String,
+    /// `None` for an alias without port: matches any port.
+    pub port: Option<u16>,
+    pub proto: Proto,
+}
+
+/// The socket a message arrived on (what `record_route`/`forward` advertise).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LocalSocket {
+    pub addr: SocketAddr,
+    pub proto: Proto,
+    /// `listen=... advertise host:port`.
+    pub advertise: Option<(String, u16)>,
+}
+
+impl LocalSocket {
+    /// The host and port to put in Via/Record-Route: the advertised ones if set.
+    pub fn public(&self) -> (Cow<'_, str>, u16) {
+        match &self.advertise {
+            Some((h, p)) => (Cow::Borrowed(h.as_str()), *p),
+            None => (
+                match self.addr.ip() {
+                    IpAddr::V6(a) => Cow::Owned(format!("[{a}]")),
+                    a => Cow::Owned(a.to_string()),
+                },
+                self.addr.port(),
+            ),
+        }
+    }
+}
+
+/// Where a message came from (`$si`, `$sp`, `src_ip`, `proto`) and the socket it hit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub addr: SocketAddr,
+    pub proto: Proto,
+    pub local: LocalSocket,
+}
+
+/// Every effect the script and modules may have. The binary implements it with sockets,
+/// syslog/stderr, the monotonic tick and a real sleep; tests use
+/// [`crate::testhost::TestHost`], which records.
+pub trait Host {
+    /// Sends a datagram (or stream message) to `dst`.
+    fn send(&mut self, proto: Proto, dst: SocketAddr, bytes: &[u8]) -> Result<(), SendError>;
+    /// Writes a log line; the line prefix (` 1(123) INFO: <script>: `) is the host's business.
+    /// `module` is the module name (`xlog` prints `<script>`-style lines with `"script"`).
+    fn log(&mut self, level: LogLevel, module: &str, text: &str);
+    fn now(&self) -> Millis;
+    fn random_u32(&mut self) -> u32;
+    /// Blocks this worker (cfgutils `sleep`); the test host only records it.
+    fn sleep_ms(&mut self, ms: u64);
+    /// Listen addresses and aliases, for `myself`.
+    fn local_addrs(&self) -> &[LocalAddr];
+    /// DNS A/AAAA lookup of a host name (not an IP literal); empty when it does not resolve.
+    fn resolve(&mut self, name: &str) -> Vec<IpAddr>;
+    /// `$pp`.
+    fn pid(&self) -> u32;
+    /// This process's rank (workers 1..=N).
+    fn rank(&self) -> i32;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-message context
+
+/// An extra branch added by `append_branch` (used when tm forks).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct Branch {
+    pub uri: String,
+    pub dst_uri: Option<String>,
+    /// q value times 1000; `None` when not given.
+    pub q: Option<u16>,
+    pub flags: u64,
+}
+
+/// The error a failed function leaves for `sl_reply_error()` (Kamailio's `ser_error`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SerError {
+    pub status: u16,
+    pub reason: String,
+}
+
+/// `$avp(name)` values: a stack per name, newest first (`$avp(a)=1; $avp(a)=2;` → `$avp(a)`
+/// is 2, `$(avp(a)[1])` is 1 [E20]). Per message now; tm will make it per transaction.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AvpStore {
+    entries: Vec<(String, Vec<Value>)>,
+}
+
+impl AvpStore {
+    pub fn new() -> AvpStore {
+        AvpStore::default()
+    }
+
+    /// Adds a value on top of the name's stack.
+    pub fn push(&mut self, name: &str, v: Value) {
+        match self.entries.iter_mut().find(|(n, _)| n == name) {
+            Some((_, vals)) => vals.insert(0, v),
+            None => self.entries.push((name.to_string(), vec![v])),
+        }
+    }
+
+    /// The `index`-th value (0 = newest, negative from the oldest: -1 = oldest).
+    pub fn get(&self, name: &str, index: i64) -> Option<&Value> {
+        let vals = self.all(name);
+        let i = if index < 0 {
+            vals.len().checked_sub(index.unsigned_abs() as usize)?
+        } else {
+            index as usize
+        };
+        vals.get(i)
+    }
+
+    /// All values of a name, newest first.
+    pub fn all(&self, name: &str) -> &[Value] {
+        self.entries
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+
+    /// Removes the newest value.
+    pub fn remove_top(&mut self, name: &str) {
+        if let Some((_, vals)) = self.entries.iter_mut().find(|(n, _)| n == name)
+            && !vals.is_empty()
+        {
+            vals.remove(0);
+        }
+    }
+
+    /// Removes every value of the name.
+    pub fn remove_all(&mut self, name: &str) {
+        self.entries.retain(|(n, _)| n != name);
+    }
+
+    pub fn clear(&mut self) {
+        self.entries.clear();
+    }
+}
+
+/// Everything a script run and a module handler may read or change for one message.
+///
+/// Built by the binary (or tm, for failure/branch routes) with [`Ctx::new`]; public fields are
+/// the per-message state Kamailio keeps in `struct sip_msg`. The R-URI is kept as a rewrite
+/// over the received one: [`Ctx::ruri`] is what `$ru` shows; `forward`/tm apply it to the edit
+/// list when sending.
+pub struct Ctx<'a> {
+    /// The received (or, in failure_route, the transaction's) message.
+    pub msg: &'a Message,
+    /// Header edits (lumps) recorded so far.
+    pub edits: EditList,
+    /// The top-level block kind being run (never [`RouteKind::Route`]).
+    pub route_kind: RouteKind,
+    pub src: Source,
+    /// The R-URI after `$ru`/`$rU`/`rewritehostport`/`strip`/`prefix`; `None` = unchanged.
+    pub new_ruri: Option<String>,
+    /// The R-URI `revert_uri` returns to, when it is not the message's (tm's saved R-URI).
+    pub orig_ruri: Option<String>,
+    /// `$du`.
+    pub dst_uri: Option<String>,
+    /// Message flags (`setflag`), bit n = flag n.
+    pub flags: u64,
+    /// Branch flags of branch 0 (`setbflag`).
+    pub bflags: u64,
+    /// `force_rport()` was called.
+    pub force_rport: bool,
+    /// `set_reply_no_connect()` was called (no effect on UDP).
+    pub reply_no_connect: bool,
+    /// Branches added by `append_branch`.
+    pub branches: Vec<Branch>,
+    pub avps: AvpStore,
+    /// `$rc` / `$?`: the last function or route return code.
+    pub rc: i32,
+    /// `drop` was executed.
+    pub drop: bool,
+    /// The last internal error (for `sl_reply_error`).
+    pub ser_error: Option<SerError>,
+    pub host: &'a mut dyn Host,
+    pub(crate) rt: &'a mut Runtime,
+}
+
+impl fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx")
+            .field("route_kind", &self.route_kind)
+            .field("src", &self.src)
+            .field("new_ruri", &self.new_ruri)
+            .field("dst_uri", &self.dst_uri)
+            .field("flags", &self.flags)
+            .field("rc", &self.rc)
+            .field("drop", &self.drop)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(
+        rt: &'a mut Runtime,
+        host: &'a mut dyn Host,
+        msg: &'a Message,
+        src: Source,
+        route_kind: RouteKind,
+    ) -> Ctx<'a> {
+        Ctx {
+            msg,
+            edits: EditList::new(),
+            route_kind,
+            src,
+            new_ruri: None,
+            orig_ruri: None,
+            dst_uri: None,
+            flags: 0,
+            bflags: 0,
+            force_rport: false,
+            reply_no_connect: false,
+            branches: Vec::new(),
+            avps: AvpStore::new(),
+            rc: 1,
+            drop: false,
+            ser_error: None,
+            host,
+            rt,
+        }
+    }
+
+    /// The current R-URI (`$ru`): the rewritten one, else the original, else the message's.
+    /// Empty for replies.
+    pub fn ruri(&self) -> Cow<'_, str> {
+        if let Some(u) = self.new_ruri.as_deref().or(self.orig_ruri.as_deref()) {
+            return Cow::Borrowed(u);
+        }
+        match self.msg.request_uri_bytes() {
+            Some(b) => String::from_utf8_lossy(b),
+            None => Cow::Borrowed(""),
+        }
+    }
+
+    /// Whether the R-URI was rewritten by the script.
+    pub fn ruri_changed(&self) -> bool {
+        self.new_ruri.is_some()
+    }
+
+    /// Sets the R-URI (`$ru = ...`, `rewriteuri`).
+    pub fn set_ruri(&mut self, uri: impl Into<String>) {
+        self.new_ruri = Some(uri.into());
+    }
+
+    /// `revert_uri()`: back to the received (or tm-saved) R-URI.
+    pub fn revert_ruri(&mut self) {
+        self.new_ruri = None;
+    }
+
+    pub fn is_request(&self) -> bool {
+        self.msg.is_request()
+    }
+
+    /// Module state stored by that module's init ([`ModInit::set_state`]).
+    pub fn module_state<T: Any + Send>(&self) -> Option<&T> {
+        self.rt.state::<T>()
+    }
+
+    pub fn module_state_mut<T: Any + Send>(&mut self) -> Option<&mut T> {
+        self.rt.state_mut::<T>()
+    }
+
+    /// An API another module registered (`ctx.api::<dyn TmApi>()`).
+    pub fn api<A: ?Sized + Send + Sync + 'static>(&self) -> Option<Arc<A>> {
+        self.rt.apis.get::<A>()
+    }
+
+    /// Whether a transaction exists for this message (asks [`TmApi`]; no tm → false).
+    pub fn has_transaction(&self) -> bool {
+        self.api::<dyn TmApi>()
+            .is_some_and(|tm| tm.has_transaction(self))
+    }
+
+    /// The config's core parameters.
+    pub fn core(&self) -> &CoreParams {
+        self.rt.core()
+    }
+
+    /// Whether a log line at `level` would print (`level <= debug`); check before formatting.
+    pub fn log_enabled(&self, level: LogLevel) -> bool {
+        level.value() as i64 <= self.rt.debug
+    }
+
+    /// Logs through the host if the level is enabled.
+    pub fn log(&mut self, level: LogLevel, module: &str, text: &str) {
+        if self.log_enabled(level) {
+            self.host.log(level, module, text);
+        }
+    }
+
+    /// Expands a format string (PVs replaced by their values, null as `<null>`).
+    pub fn format(&mut self, f: &Format) -> String {
+        let mut out = String::new();
+        crate::pvar::format_into(self, f, &mut out);
+        out
+    }
+
+    /// Reads a PV.
+    pub fn pv_get(&mut self, pv: &PvSpec) -> Value {
+        crate::pvar::get(self, pv)
+    }
+
+    /// Writes a PV (`$null` deletes/resets where Kamailio does).
+    pub fn pv_set(&mut self, pv: &PvSpec, v: Value) -> Result<(), String> {
+        crate::pvar::set(self, pv, v)
+    }
+
+    /// The text of a `Str`, `Format`, `Int`/`DynInt` argument (formats expanded).
+    pub fn arg_str<'s>(&mut self, arg: &'s Arg) -> Cow<'s, str> {
+        match arg {
+            Arg::Str(s) => Cow::Borrowed(s),
+            Arg::Format(f) | Arg::DynInt(f) => match f.as_const() {
+                Some(s) => Cow::Borrowed(s),
+                None => Cow::Owned(self.format(f)),
+            },
+            Arg::Int(i) => Cow::Owned(i.to_string()),
+            Arg::Pv(p) => Cow::Owned(self.pv_get(p).to_str().into_owned()),
+            Arg::Regex(r) => Cow::Borrowed(r.as_str()),
+            Arg::Route(_) | Arg::Data(_) => Cow::Borrowed(""),
+        }
+    }
+
+    /// The integer of an `Int`/`DynInt` (or numeric text) argument; `None` when the dynamic
+    /// value is not a number.
+    pub fn arg_int(&mut self, arg: &Arg) -> Option<i64> {
+        match arg {
+            Arg::Int(i) => Some(*i),
+            Arg::Pv(p) => self.pv_get(p).as_exact_int(),
+            other => self.arg_str(other).trim().parse().ok(),
+        }
+    }
+}

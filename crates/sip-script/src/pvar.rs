@@ -1,0 +1,601 @@
+//! Pseudo-variables at run time: the compiled form of a [`PvRef`] ([`PvSpec`]), format
+//! strings ([`Format`]), reading and writing (spec §8.7, K: src/modules/pv/pv_core.c).
+//!
+//! Names are resolved when the script is compiled, so an unknown PV, an unknown
+//! transformation or a write to a read-only PV is a load error, never a run-time surprise.
+
+use std::borrow::Cow;
+
+use sip_msg::{Message, Scheme, Uri};
+
+use crate::abi::{Ctx, PvExport};
+use crate::pv::{FormatPart, PvIndex, PvRef};
+use crate::transform::{self, Trans};
+use crate::value::Value;
+
+/// Built-in PVs that need no argument.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Builtin {
+    Rm,
+    Ru,
+    RUser,
+    Rd,
+    Rp,
+    Rz,
+    Ou,
+    Du,
+    Ci,
+    Cs,
+    Si,
+    Sp,
+    Ri,
+    Rp2,
+    Pr,
+    Pp,
+    Fu,
+    FUser,
+    Fd,
+    Ft,
+    Tu,
+    TUser,
+    Td,
+    Tt,
+    Ua,
+    Rs,
+    Rr,
+    Mt,
+    Ml,
+    Rc,
+    TReplyCode,
+}
+
+const BUILTINS: &[(&str, Builtin)] = &[
+    ("rm", Builtin::Rm),
+    ("ru", Builtin::Ru),
+    ("rU", Builtin::RUser),
+    ("rd", Builtin::Rd),
+    ("rp", Builtin::Rp),
+    ("rz", Builtin::Rz),
+    ("ou", Builtin::Ou),
+    ("du", Builtin::Du),
+    ("ci", Builtin::Ci),
+    ("cs", Builtin::Cs),
+    ("si", Builtin::Si),
+    ("sp", Builtin::Sp),
+    ("Ri", Builtin::Ri),
+    ("Rp", Builtin::Rp2),
+    ("pr", Builtin::Pr),
+    ("proto", Builtin::Pr),
+    ("pp", Builtin::Pp),
+    ("fu", Builtin::Fu),
+    ("fU", Builtin::FUser),
+    ("fd", Builtin::Fd),
+    ("ft", Builtin::Ft),
+    ("tu", Builtin::Tu),
+    ("tU", Builtin::TUser),
+    ("td", Builtin::Td),
+    ("tt", Builtin::Tt),
+    ("ua", Builtin::Ua),
+    ("rs", Builtin::Rs),
+    ("rr", Builtin::Rr),
+    ("mt", Builtin::Mt),
+    ("ml", Builtin::Ml),
+    ("rc", Builtin::Rc),
+    ("retcode", Builtin::Rc),
+    ("?", Builtin::Rc),
+    ("T_reply_code", Builtin::TReplyCode),
+];
+
+impl Builtin {
+    fn writable(self) -> bool {
+        matches!(
+            self,
+            Builtin::Ru | Builtin::RUser | Builtin::Rd | Builtin::Rp | Builtin::Du
+        )
+    }
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum PvKind {
+    Builtin(Builtin),
+    /// `$hdr(Name)`.
+    Hdr(String),
+    /// `$var(x)`: slot in the runtime's variable table.
+    Var(usize),
+    Avp(String),
+    Null,
+    Module(&'static PvExport, Option<String>),
+}
+
+#[derive(Clone, Debug)]
+pub(crate) enum Idx {
+    Int(i64),
+    All,
+    Pv(Box<PvSpec>),
+}
+
+/// A compiled pseudo-variable: name resolved, index and transformations prepared.
+#[derive(Clone, Debug)]
+pub struct PvSpec {
+    pub(crate) kind: PvKind,
+    pub(crate) index: Option<Idx>,
+    pub(crate) transforms: Vec<Trans>,
+    /// The PV as written, for messages.
+    pub text: String,
+}
+
+impl PvSpec {
+    /// Whether the PV can be assigned.
+    pub fn is_writable(&self) -> bool {
+        self.transforms.is_empty()
+            && match &self.kind {
+                PvKind::Builtin(b) => b.writable(),
+                PvKind::Var(_) | PvKind::Avp(_) => true,
+                PvKind::Module(m, _) => m.set.is_some(),
+                PvKind::Hdr(_) | PvKind::Null => false,
+            }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(self.kind, PvKind::Null)
+    }
+}
+
+/// A format string with its PVs resolved (xlog, append_hf, reply reasons).
+#[derive(Clone, Debug, Default)]
+pub struct Format {
+    parts: Vec<FmtPart>,
+}
+
+#[derive(Clone, Debug)]
+enum FmtPart {
+    Lit(String),
+    Pv(PvSpec),
+}
+
+impl Format {
+    /// A format without PVs.
+    pub fn literal(s: impl Into<String>) -> Format {
+        let s = s.into();
+        Format {
+            parts: if s.is_empty() {
+                Vec::new()
+            } else {
+                vec![FmtPart::Lit(s)]
+            },
+        }
+    }
+
+    /// A format that is exactly one PV.
+    pub fn of_pv(pv: PvSpec) -> Format {
+        Format {
+            parts: vec![FmtPart::Pv(pv)],
+        }
+    }
+
+    /// The text when the format has no PVs.
+    pub fn as_const(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [FmtPart::Lit(s)] => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The single PV when the format is exactly one.
+    pub fn as_single_pv(&self) -> Option<&PvSpec> {
+        match self.parts.as_slice() {
+            [FmtPart::Pv(p)] => Some(p),
+            _ => None,
+        }
+    }
+}
+
+/// Resolves PV names while compiling: `$var` slots and module PVs.
+#[derive(Debug, Default)]
+pub(crate) struct PvEnv {
+    pub vars: Vec<String>,
+    pub module_pvs: Vec<&'static PvExport>,
+}
+
+impl PvEnv {
+    fn var_slot(&mut self, name: &str) -> usize {
+        match self.vars.iter().position(|v| v == name) {
+            Some(i) => i,
+            None => {
+                self.vars.push(name.to_string());
+                self.vars.len() - 1
+            }
+        }
+    }
+
+    /// Compiles a parsed PV reference; the error is the diagnostic message.
+    pub fn compile(&mut self, r: &PvRef) -> Result<PvSpec, String> {
+        let text = r.to_string();
+        let module = self
+            .module_pvs
+            .iter()
+            .find(|m| m.name == r.name)
+            .copied();
+        let need_inner = |what: &str| -> Result<String, String> {
+            match r.inner.as_deref().map(str::trim) {
+                Some(s) if !s.is_empty() => Ok(s.to_string()),
+                _ => Err(format!("pseudo-variable `{text}` needs a {what} in parentheses")),
+            }
+        };
+        let kind = if let Some(m) = module {
+            PvKind::Module(m, r.inner.clone())
+        } else {
+            match r.name.as_str() {
+                "null" => PvKind::Null,
+                "var" => PvKind::Var(self.var_slot(&need_inner("variable name")?)),
+                "avp" => PvKind::Avp(need_inner("AVP name")?),
+                "hdr" => PvKind::Hdr(need_inner("header name")?),
+                name => match BUILTINS.iter().find(|(n, _)| *n == name) {
+                    Some((_, b)) if r.inner.is_none() => PvKind::Builtin(*b),
+                    Some(_) => {
+                        return Err(format!(
+                            "pseudo-variable `${name}` takes no argument in parentheses"
+                        ));
+                    }
+                    None => return Err(format!("unknown pseudo-variable `{text}`")),
+                },
+            }
+        };
+        let index = match &r.index {
+            None => None,
+            Some(PvIndex::Int(i)) => Some(Idx::Int(*i)),
+            Some(PvIndex::All) => Some(Idx::All),
+            Some(PvIndex::Pv(p)) => Some(Idx::Pv(Box::new(self.compile(p)?))),
+        };
+        if index.is_some() && !matches!(kind, PvKind::Hdr(_) | PvKind::Avp(_)) {
+            return Err(format!("pseudo-variable `{text}` cannot be indexed"));
+        }
+        let transforms = r
+            .transforms
+            .iter()
+            .map(|t| transform::compile(t, self))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(PvSpec {
+            kind,
+            index,
+            transforms,
+            text,
+        })
+    }
+
+    /// Compiles a parsed format string.
+    pub fn compile_format(&mut self, parts: &[FormatPart]) -> Result<Format, String> {
+        let mut out = Vec::with_capacity(parts.len());
+        for p in parts {
+            out.push(match p {
+                FormatPart::Literal(s) => FmtPart::Lit(s.clone()),
+                FormatPart::Pv(r) => FmtPart::Pv(self.compile(r)?),
+            });
+        }
+        Ok(Format { parts: out })
+    }
+}
+
+/// Appends the expansion of `f` to `out`.
+pub(crate) fn format_into(ctx: &mut Ctx<'_>, f: &Format, out: &mut String) {
+    for p in &f.parts {
+        match p {
+            FmtPart::Lit(s) => out.push_str(s),
+            FmtPart::Pv(pv) => get(ctx, pv).write_to(out),
+        }
+    }
+}
+
+fn bytes_str(b: &[u8]) -> Value {
+    Value::from_bytes(b)
+}
+
+fn ruri_part(ctx: &Ctx<'_>, part: fn(&Uri<'_>) -> Value) -> Value {
+    let ru = ctx.ruri();
+    match Uri::parse(ru.as_bytes()) {
+        Ok(u) => part(&u),
+        Err(_) => Value::Null,
+    }
+}
+
+fn default_port(u: &Uri<'_>) -> i64 {
+    i64::from(
+        u.port
+            .unwrap_or(if u.scheme == Scheme::Sips { 5061 } else { 5060 }),
+    )
+}
+
+fn scheme_text(u: &Uri<'_>) -> Value {
+    bytes_str(u.scheme_raw)
+}
+
+fn nameaddr_part(
+    msg: &Message,
+    to: bool,
+    part: fn(&sip_msg::NameAddr<'_>) -> Value,
+) -> Value {
+    let na = if to { msg.to() } else { msg.from() };
+    na.map_or(Value::Null, |n| part(&n))
+}
+
+fn header_value(msg: &Message, name: &str, index: Option<i64>, all: bool) -> Value {
+    let values: Vec<&[u8]> = msg
+        .headers_named(name.as_bytes())
+        .map(|h| msg.slice(h.value))
+        .collect();
+    if all {
+        if values.is_empty() {
+            return Value::Null;
+        }
+        let joined: Vec<Cow<'_, str>> = values.iter().map(|v| String::from_utf8_lossy(v)).collect();
+        return Value::Str(joined.join(","));
+    }
+    let i = index.unwrap_or(0);
+    let pos = if i < 0 {
+        values.len().checked_sub(i.unsigned_abs() as usize)
+    } else {
+        Some(i as usize)
+    };
+    pos.and_then(|p| values.get(p))
+        .map_or(Value::Null, |v| bytes_str(v))
+}
+
+fn resolve_index(ctx: &mut Ctx<'_>, idx: &Option<Idx>) -> (Option<i64>, bool) {
+    match idx {
+        None => (None, false),
+        Some(Idx::Int(i)) => (Some(*i), false),
+        Some(Idx::All) => (None, true),
+        Some(Idx::Pv(p)) => (Some(get(ctx, p).to_int()), false),
+    }
+}
+
+fn get_builtin(ctx: &mut Ctx<'_>, b: Builtin) -> Value {
+    let msg = ctx.msg;
+    match b {
+        Builtin::Rm => {
+            if msg.is_request() {
+                Value::opt_bytes(msg.method_bytes())
+            } else {
+                msg.cseq().map_or(Value::Null, |c| bytes_str(c.method))
+            }
+        }
+        Builtin::Ru => {
+            if msg.is_request() {
+                Value::Str(ctx.ruri().into_owned())
+            } else {
+                Value::Null
+            }
+        }
+        Builtin::Ou => Value::opt_bytes(msg.request_uri_bytes()),
+        Builtin::RUser => ruri_part(ctx, |u| Value::opt_bytes(u.user)),
+        Builtin::Rd => ruri_part(ctx, |u| {
+            if u.host_raw.is_empty() {
+                Value::Null
+            } else {
+                bytes_str(u.host_raw)
+            }
+        }),
+        Builtin::Rp => ruri_part(ctx, |u| Value::Int(default_port(u))),
+        Builtin::Rz => ruri_part(ctx, scheme_text),
+        Builtin::Du => ctx.dst_uri.clone().map_or(Value::Null, Value::Str),
+        Builtin::Ci => msg.call_id().map_or(Value::Null, bytes_str),
+        Builtin::Cs => msg
+            .cseq()
+            .map_or(Value::Null, |c| Value::Int(i64::from(c.number))),
+        Builtin::Si => Value::Str(ctx.src.addr.ip().to_string()),
+        Builtin::Sp => Value::Int(i64::from(ctx.src.addr.port())),
+        Builtin::Ri => Value::Str(ctx.src.local.addr.ip().to_string()),
+        Builtin::Rp2 => Value::Int(i64::from(ctx.src.local.addr.port())),
+        Builtin::Pr => Value::str(proto_name(ctx.src.proto)),
+        Builtin::Pp => Value::Int(i64::from(ctx.host.pid())),
+        Builtin::Fu => nameaddr_part(msg, false, |n| bytes_str(n.uri.raw)),
+        Builtin::FUser => nameaddr_part(msg, false, |n| Value::opt_bytes(n.uri.user)),
+        Builtin::Fd => nameaddr_part(msg, false, |n| bytes_str(n.uri.host_raw)),
+        Builtin::Ft => nameaddr_part(msg, false, |n| Value::opt_bytes(n.tag())),
+        Builtin::Tu => nameaddr_part(msg, true, |n| bytes_str(n.uri.raw)),
+        Builtin::TUser => nameaddr_part(msg, true, |n| Value::opt_bytes(n.uri.user)),
+        Builtin::Td => nameaddr_part(msg, true, |n| bytes_str(n.uri.host_raw)),
+        Builtin::Tt => nameaddr_part(msg, true, |n| Value::opt_bytes(n.tag())),
+        Builtin::Ua => Value::opt_bytes(msg.header_value(sip_msg::HeaderName::UserAgent)),
+        Builtin::Rs => msg
+            .status_code()
+            .map_or(Value::Null, |c| Value::Int(i64::from(c))),
+        Builtin::Rr => {
+            if msg.is_request() {
+                Value::Null
+            } else {
+                Value::opt_bytes(msg.reason_phrase())
+            }
+        }
+        Builtin::Mt => Value::Int(if msg.is_request() { 1 } else { 2 }),
+        Builtin::Ml => Value::Int(msg.as_bytes().len() as i64),
+        Builtin::Rc => Value::Int(i64::from(ctx.rc)),
+        Builtin::TReplyCode => Value::Int(
+            ctx.api::<dyn crate::abi::TmApi>()
+                .map_or(0, |tm| i64::from(tm.reply_code(ctx))),
+        ),
+    }
+}
+
+pub(crate) fn proto_name(p: crate::ast::Proto) -> &'static str {
+    use crate::ast::Proto;
+    match p {
+        Proto::Udp => "udp",
+        Proto::Tcp => "tcp",
+        Proto::Tls => "tls",
+        Proto::Sctp => "sctp",
+        Proto::Ws => "ws",
+        Proto::Wss => "wss",
+    }
+}
+
+/// Reads a PV (index and transformations applied).
+pub(crate) fn get(ctx: &mut Ctx<'_>, pv: &PvSpec) -> Value {
+    let v = match &pv.kind {
+        PvKind::Null => Value::Null,
+        PvKind::Builtin(b) => get_builtin(ctx, *b),
+        PvKind::Var(slot) => ctx.rt.var(*slot),
+        PvKind::Hdr(name) => {
+            let (i, all) = resolve_index(ctx, &pv.index);
+            header_value(ctx.msg, name, i, all)
+        }
+        PvKind::Avp(name) => {
+            let (i, all) = resolve_index(ctx, &pv.index);
+            if all {
+                let vals = ctx.avps.all(name);
+                if vals.is_empty() {
+                    Value::Null
+                } else {
+                    let joined: Vec<Cow<'_, str>> = vals.iter().map(|v| v.to_str()).collect();
+                    Value::Str(joined.join(","))
+                }
+            } else {
+                ctx.avps.get(name, i.unwrap_or(0)).cloned().unwrap_or_default()
+            }
+        }
+        PvKind::Module(m, inner) => (m.get)(ctx, inner.as_deref()),
+    };
+    if pv.transforms.is_empty() {
+        v
+    } else {
+        transform::apply_all(ctx, &pv.transforms, v)
+    }
+}
+
+/// Byte offset of `sub` inside `whole` (both views of the same buffer).
+fn offset_in(whole: &[u8], sub: &[u8]) -> usize {
+    (sub.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize)
+}
+
+/// Rebuilds the R-URI with one part replaced.
+fn rewrite_ruri(ctx: &mut Ctx<'_>, part: RuriPart, v: &Value) -> Result<(), String> {
+    let ru = ctx.ruri().into_owned();
+    let u = Uri::parse(ru.as_bytes()).map_err(|e| format!("cannot rewrite R-URI `{ru}`: {e}"))?;
+    if !matches!(u.scheme, Scheme::Sip | Scheme::Sips) {
+        return Err(format!("cannot rewrite parts of non-SIP R-URI `{ru}`"));
+    }
+    let raw = ru.as_bytes();
+    let host_start = offset_in(raw, u.host_raw);
+    let host_end = host_start + u.host_raw.len();
+    let new = match part {
+        RuriPart::User => {
+            let scheme_end = u.scheme_raw.len() + 1;
+            let userinfo_end = match u.user {
+                Some(_) => raw[..host_start]
+                    .iter()
+                    .rposition(|&b| b == b'@')
+                    .unwrap_or(scheme_end),
+                None => scheme_end,
+            };
+            // Keep a password (`user:pw@`) when replacing only the user.
+            let pw = u.password.map(|p| format!(":{}", String::from_utf8_lossy(p)));
+            let user = v.to_str();
+            let userinfo = if user.is_empty() {
+                String::new()
+            } else {
+                format!("{user}{}@", pw.unwrap_or_default())
+            };
+            format!(
+                "{}{}{}",
+                &ru[..scheme_end],
+                userinfo,
+                &ru[if u.user.is_some() { userinfo_end + 1 } else { scheme_end }..]
+            )
+        }
+        RuriPart::Host => {
+            let host = v.to_str();
+            if host.is_empty() {
+                return Err("cannot set an empty R-URI host".into());
+            }
+            format!("{}{}{}", &ru[..host_start], host, &ru[host_end..])
+        }
+        RuriPart::Port => {
+            let after_host = &ru[host_end..];
+            let port_len = if after_host.starts_with(':') {
+                1 + after_host[1..]
+                    .bytes()
+                    .take_while(u8::is_ascii_digit)
+                    .count()
+            } else {
+                0
+            };
+            let port = v.to_int();
+            let port_text = if v.is_null() || port == 0 {
+                String::new()
+            } else if (1..=65535).contains(&port) {
+                format!(":{port}")
+            } else {
+                return Err(format!("bad R-URI port {port}"));
+            };
+            format!(
+                "{}{}{}",
+                &ru[..host_end],
+                port_text,
+                &after_host[port_len..]
+            )
+        }
+    };
+    ctx.new_ruri = Some(new);
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+enum RuriPart {
+    User,
+    Host,
+    Port,
+}
+
+/// Writes a PV. `$null` resets `$du`, deletes an `$avp` and sets a `$var` to 0.
+pub(crate) fn set(ctx: &mut Ctx<'_>, pv: &PvSpec, v: Value) -> Result<(), String> {
+    match &pv.kind {
+        PvKind::Var(slot) => {
+            // K: pv_set_scriptvar: null makes the variable int 0.
+            let v = if v.is_null() { Value::Int(0) } else { v };
+            ctx.rt.set_var(*slot, v);
+            Ok(())
+        }
+        PvKind::Avp(name) => {
+            if v.is_null() {
+                match pv.index {
+                    Some(Idx::All) => ctx.avps.remove_all(name),
+                    _ => ctx.avps.remove_top(name),
+                }
+            } else {
+                ctx.avps.push(name, v);
+            }
+            Ok(())
+        }
+        PvKind::Builtin(Builtin::Du) => {
+            ctx.dst_uri = match v {
+                Value::Null => None,
+                v if v.to_str().is_empty() => None,
+                v => Some(v.to_str().into_owned()),
+            };
+            Ok(())
+        }
+        PvKind::Builtin(Builtin::Ru) => {
+            if !ctx.msg.is_request() {
+                return Err("cannot set $ru on a reply".into());
+            }
+            let s = v.to_str();
+            if v.is_null() || s.is_empty() {
+                return Err("cannot set $ru to an empty value".into());
+            }
+            Uri::parse(s.as_bytes()).map_err(|e| format!("bad R-URI `{s}`: {e}"))?;
+            ctx.new_ruri = Some(s.into_owned());
+            Ok(())
+        }
+        PvKind::Builtin(Builtin::RUser) => rewrite_ruri(ctx, RuriPart::User, &v),
+        PvKind::Builtin(Builtin::Rd) => rewrite_ruri(ctx, RuriPart::Host, &v),
+        PvKind::Builtin(Builtin::Rp) => rewrite_ruri(ctx, RuriPart::Port, &v),
+        PvKind::Module(m, inner) => match m.set {
+            Some(set) => set(ctx, inner.as_deref(), v),
+            None => Err(format!("pseudo-variable `{}` is read-only", pv.text)),
+        },
+        PvKind::Builtin(_) | PvKind::Hdr(_) | PvKind::Null => {
+            Err(format!("pseudo-variable `{}` is read-only", pv.text))
+        }
+    }
+}

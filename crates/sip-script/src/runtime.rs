@@ -1,0 +1,116 @@
+//! Per-process script state: `$var` values (they persist across the messages one worker
+//! handles [E20]), module states, the API registry, the log level and the cache of regexes
+//! built from dynamic patterns.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+
+use crate::abi::ApiRegistry;
+use crate::core_params::CoreParams;
+use crate::value::Value;
+
+/// Upper bound of the dynamic-regex cache; a script building patterns from message data must
+/// not grow memory without bound.
+const REGEX_CACHE_MAX: usize = 256;
+
+/// One process's runtime. Created before fork from the compiled script's config
+/// (`Runtime::new`); each forked process keeps its own copy.
+pub struct Runtime {
+    vars: Vec<Value>,
+    states: HashMap<TypeId, Box<dyn Any + Send>>,
+    pub(crate) apis: ApiRegistry,
+    /// `debug` (log level); `setdebug`-like functions may change it.
+    pub debug: i64,
+    core: CoreParams,
+    regex_cache: HashMap<String, regex::Regex>,
+    /// Largest number of `while` iterations before the run stops with an error.
+    pub while_limit: u32,
+    /// Deepest `route()` nesting before the run stops with an error.
+    pub route_depth_limit: u32,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("vars", &self.vars)
+            .field("states", &self.states.len())
+            .field("apis", &self.apis)
+            .field("debug", &self.debug)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Default `while` iteration limit.
+pub const WHILE_LIMIT: u32 = 10_000;
+/// Default `route()` recursion limit.
+pub const ROUTE_DEPTH_LIMIT: u32 = 100;
+
+impl Runtime {
+    pub fn new(core: &CoreParams) -> Runtime {
+        Runtime {
+            vars: Vec::new(),
+            states: HashMap::new(),
+            apis: ApiRegistry::default(),
+            debug: core.debug,
+            core: core.clone(),
+            regex_cache: HashMap::new(),
+            while_limit: WHILE_LIMIT,
+            route_depth_limit: ROUTE_DEPTH_LIMIT,
+        }
+    }
+
+    pub fn core(&self) -> &CoreParams {
+        &self.core
+    }
+
+    /// A `$var` slot's value; unset variables are int 0, not null [E23].
+    pub(crate) fn var(&self, slot: usize) -> Value {
+        self.vars.get(slot).cloned().unwrap_or(Value::Int(0))
+    }
+
+    pub(crate) fn set_var(&mut self, slot: usize, v: Value) {
+        if slot >= self.vars.len() {
+            self.vars.resize(slot + 1, Value::Int(0));
+        }
+        self.vars[slot] = v;
+    }
+
+    pub fn set_state<T: Any + Send>(&mut self, state: T) {
+        self.states.insert(TypeId::of::<T>(), Box::new(state));
+    }
+
+    pub fn state<T: Any + Send>(&self) -> Option<&T> {
+        self.states
+            .get(&TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref::<T>())
+    }
+
+    pub fn state_mut<T: Any + Send>(&mut self) -> Option<&mut T> {
+        self.states
+            .get_mut(&TypeId::of::<T>())
+            .and_then(|b| b.downcast_mut::<T>())
+    }
+
+    /// An API registered by a module (`rt.api::<dyn TmApi>()`), e.g. for the binary.
+    pub fn api<A: ?Sized + Send + Sync + 'static>(&self) -> Option<std::sync::Arc<A>> {
+        self.apis.get::<A>()
+    }
+
+    /// Registers an API directly (tests, or the binary wiring a host-side service).
+    pub fn register_api<A: ?Sized + Send + Sync + 'static>(&mut self, api: std::sync::Arc<A>) {
+        self.apis.register(api);
+    }
+
+    /// A regex for a pattern only known at run time, compiled once per process.
+    pub(crate) fn dynamic_regex(&mut self, pattern: &str) -> Result<regex::Regex, regex::Error> {
+        if let Some(r) = self.regex_cache.get(pattern) {
+            return Ok(r.clone());
+        }
+        let r = crate::compile::build_regex(pattern)?;
+        if self.regex_cache.len() >= REGEX_CACHE_MAX {
+            self.regex_cache.clear();
+        }
+        self.regex_cache.insert(pattern.to_string(), r.clone());
+        Ok(r)
+    }
+}
