@@ -257,40 +257,32 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
         }
     };
     let mut cursor = h.line.start;
-    let parsed = Via::parse(first).ok();
-    let mut replaced_any = [false; 8];
-    if let Some(via) = parsed {
-        for p in via.params.iter() {
-            let Some((k, (name, value))) = param_edits()
-                .enumerate()
-                .find(|(_, (n, _))| n.eq_ignore_ascii_case(p.name))
-            else {
-                continue;
-            };
-            let Some(name_span) = msg.span_of(p.name) else {
-                continue;
-            };
-            let end = p
-                .value
-                .and_then(|v| msg.span_of(v))
-                .map_or(name_span.end, |s| s.end);
-            out.extend_from_slice(msg.slice(Span {
-                start: cursor,
-                end: name_span.start,
-            }));
-            put_param(out, name, value);
-            cursor = end;
-            if let Some(flag) = replaced_any.get_mut(k) {
-                *flag = true;
-            }
-        }
+    let params = Via::parse(first).map(|v| v.params).unwrap_or_default();
+    for p in params.iter() {
+        let Some((name, value)) = param_edits().find(|(n, _)| n.eq_ignore_ascii_case(p.name))
+        else {
+            continue;
+        };
+        let Some(name_span) = msg.span_of(p.name) else {
+            continue;
+        };
+        let end = p
+            .value
+            .and_then(|v| msg.span_of(v))
+            .map_or(name_span.end, |s| s.end);
+        out.extend_from_slice(msg.slice(Span {
+            start: cursor,
+            end: name_span.start,
+        }));
+        put_param(out, name, value);
+        cursor = end;
     }
     out.extend_from_slice(msg.slice(Span {
         start: cursor,
         end: first_span.end,
     }));
-    for (k, (name, value)) in param_edits().enumerate() {
-        if !replaced_any.get(k).copied().unwrap_or(false) {
+    for (name, value) in param_edits() {
+        if !params.has(name) {
             out.push(b';');
             put_param(out, name, value);
         }
@@ -419,7 +411,9 @@ pub(crate) fn write_message(msg: &Message, edits: &EditList, out: &mut Vec<u8>) 
 }
 
 impl Message {
-    /// Prints the message with `edits` applied, appending to `out`.
+    /// Prints the message with `edits` applied, appending to `out`. Without edits the
+    /// output is the input up to the end of the body (bytes after a Content-Length body
+    /// are not part of the message and are dropped).
     pub fn write_to(&self, edits: &EditList, out: &mut Vec<u8>) {
         write_message(self, edits, out);
     }

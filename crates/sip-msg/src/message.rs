@@ -48,21 +48,21 @@ pub enum Method {
     Other(Span),
 }
 
-const METHODS: &[(Method, &[u8])] = &[
-    (Method::Invite, b"INVITE"),
-    (Method::Ack, b"ACK"),
-    (Method::Cancel, b"CANCEL"),
-    (Method::Bye, b"BYE"),
-    (Method::Options, b"OPTIONS"),
-    (Method::Register, b"REGISTER"),
-    (Method::Prack, b"PRACK"),
-    (Method::Subscribe, b"SUBSCRIBE"),
-    (Method::Notify, b"NOTIFY"),
-    (Method::Publish, b"PUBLISH"),
-    (Method::Info, b"INFO"),
-    (Method::Refer, b"REFER"),
-    (Method::Message, b"MESSAGE"),
-    (Method::Update, b"UPDATE"),
+const METHODS: &[(Method, &str)] = &[
+    (Method::Invite, "INVITE"),
+    (Method::Ack, "ACK"),
+    (Method::Cancel, "CANCEL"),
+    (Method::Bye, "BYE"),
+    (Method::Options, "OPTIONS"),
+    (Method::Register, "REGISTER"),
+    (Method::Prack, "PRACK"),
+    (Method::Subscribe, "SUBSCRIBE"),
+    (Method::Notify, "NOTIFY"),
+    (Method::Publish, "PUBLISH"),
+    (Method::Info, "INFO"),
+    (Method::Refer, "REFER"),
+    (Method::Message, "MESSAGE"),
+    (Method::Update, "UPDATE"),
 ];
 
 impl Method {
@@ -70,7 +70,7 @@ impl Method {
     pub fn from_bytes(token: &[u8], span: Span) -> Method {
         METHODS
             .iter()
-            .find(|(_, name)| *name == token)
+            .find(|(_, name)| name.as_bytes() == token)
             .map_or(Method::Other(span), |(m, _)| *m)
     }
 
@@ -79,7 +79,7 @@ impl Method {
         METHODS
             .iter()
             .find(|(m, _)| m == self)
-            .and_then(|(_, name)| std::str::from_utf8(name).ok())
+            .map(|(_, name)| *name)
     }
 }
 
@@ -600,7 +600,7 @@ impl Message {
         self.header_values(name).map(move |s| self.slice(s))
     }
 
-    /// The index range of the headers (start of the first header line to the empty line).
+    /// Offset of the empty line that ends the headers.
     pub fn headers_end(&self) -> u32 {
         self.headers_end
     }
