@@ -1,0 +1,189 @@
+//! The process model (issue 4 §7): SIPp calls spread over the workers, a SIGKILLed worker is
+//! respawned, SIGTERM stops everything and cleans up, `worker_exit = "shutdown"`.
+
+use super::harness::{Proxy, ProxyCfg, pid_alive, udp_port_in_use, wait_until};
+use super::sipp::{Uac, Uas, run_calls};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn start(tag: &str, cfg: ProxyCfg) -> Proxy {
+    match Proxy::start(tag, cfg) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn rank_to_pid(proxy: &Proxy) -> BTreeMap<i64, i32> {
+    proxy.workers().iter().map(|w| (w.rank, w.pid)).collect()
+}
+
+#[test]
+fn sipp_200_calls_through_four_workers_all_succeed_and_every_worker_works() {
+    let mut uas = Uas::start();
+    let proxy = start("calls", ProxyCfg::stateless(4, uas.port));
+    let result = run_calls(proxy.addr(), 200, 50);
+    uas.assert_running();
+    assert_eq!(
+        (result.exit_code, result.successful, result.failed),
+        (Some(0), 200, 0),
+        "200 calls through siplab must all succeed\n{}\n--- siplab log tail\n{}",
+        result.diagnostics,
+        tail(&proxy.log_text(), 30)
+    );
+    let workers = proxy.workers();
+    assert_eq!(workers.len(), 4, "core.psx workers: {workers:?}");
+    assert!(
+        workers.iter().all(|w| w.messages > 0),
+        "every worker must have handled traffic: {workers:?}"
+    );
+    // 200 calls are at least INVITE, 200, ACK, BYE, 200 through the proxy.
+    let total: u64 = workers.iter().map(|w| w.messages).sum();
+    assert!(
+        total >= 1000,
+        "workers handled {total} messages: {workers:?}"
+    );
+}
+
+#[test]
+fn sigkilled_worker_is_respawned_with_same_rank_and_calls_recover() {
+    let mut uas = Uas::start();
+    let proxy = start("sigkill", ProxyCfg::stateless(4, uas.port));
+    let before = proxy.workers();
+    let uac = Uac::start(proxy.addr(), 300, 50);
+    // Kill while calls are flowing: wait until the workers have handled real traffic.
+    let flowing = wait_until(Duration::from_secs(20), || {
+        proxy.workers().iter().map(|w| w.messages).sum::<u64>() >= 100
+    });
+    assert!(flowing, "no traffic reached siplab: {:?}", proxy.workers());
+    let victim = before[0].clone();
+    kill(Pid::from_raw(victim.pid), Signal::SIGKILL).expect("SIGKILL the worker");
+
+    let mut respawned = None;
+    let seen = wait_until(Duration::from_secs(15), || {
+        respawned = proxy
+            .workers()
+            .into_iter()
+            .find(|w| w.rank == victim.rank && w.pid != victim.pid && w.pid > 0);
+        respawned.as_ref().is_some_and(|w| pid_alive(w.pid))
+    });
+    assert!(
+        seen,
+        "rank {} was not respawned; core.psx: {:?}\nlog:\n{}",
+        victim.rank,
+        proxy.workers(),
+        tail(&proxy.log_text(), 30)
+    );
+    let new = respawned.expect("checked above");
+    assert!(
+        !pid_alive(victim.pid),
+        "killed pid {} still alive",
+        victim.pid
+    );
+    let line = format!("respawned rank {} as pid {}", victim.rank, new.pid);
+    assert!(
+        wait_until(Duration::from_secs(5), || proxy.log_text().contains(&line)),
+        "log lacks `{line}`:\n{}",
+        tail(&proxy.log_text(), 30)
+    );
+    // The other workers were not touched.
+    let after = rank_to_pid(&proxy);
+    for w in before.iter().filter(|w| w.rank != victim.rank) {
+        assert_eq!(
+            after.get(&w.rank),
+            Some(&w.pid),
+            "rank {} changed pid",
+            w.rank
+        );
+    }
+
+    let result = uac.finish();
+    uas.assert_running();
+    // A worker holds one datagram at a time: at most the one call it was handling can fail.
+    assert_eq!(
+        result.successful + result.failed,
+        300,
+        "run did not finish\n{}",
+        result.diagnostics
+    );
+    assert!(
+        result.failed <= 1,
+        "{} calls failed after killing one worker\n{}",
+        result.failed,
+        result.diagnostics
+    );
+
+    // No lock stayed held by the dead worker: a later run is clean and ctl still answers.
+    let later = run_calls(proxy.addr(), 40, 40);
+    assert_eq!(
+        (later.exit_code, later.successful, later.failed),
+        (Some(0), 40, 0),
+        "calls after the respawn\n{}",
+        later.diagnostics
+    );
+    assert!(proxy.stat("core:rcv_requests") > 0);
+    assert_eq!(proxy.workers().len(), 4);
+}
+
+#[test]
+fn sigterm_exits_0_and_leaves_no_child_pidfile_or_socket() {
+    let mut proxy = start("sigterm", ProxyCfg::stateless(4, 9));
+    let rows = proxy.psx().expect("core.psx");
+    let pids: Vec<i32> = rows.iter().map(|r| r.pid).filter(|&p| p > 0).collect();
+    // supervisor + 4 workers + timer + ctl
+    assert!(pids.len() >= 7, "core.psx: {rows:?}");
+    assert!(
+        pids.contains(&proxy.pid()),
+        "supervisor not in core.psx: {rows:?}"
+    );
+    let pidfile = std::fs::read_to_string(&proxy.pidfile).expect("pidfile written");
+    assert_eq!(pidfile.trim(), proxy.pid().to_string());
+    assert!(proxy.ctl.exists());
+
+    proxy.guard().signal(Signal::SIGTERM).expect("SIGTERM");
+    let status = proxy.guard().wait_timeout(Duration::from_secs(3));
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "siplab did not exit within 3 s of SIGTERM:\n{}",
+            tail(&proxy.log_text(), 30)
+        )
+    });
+    assert_eq!(status.code(), Some(0), "exit status {status}");
+    let left: Vec<i32> = pids.iter().copied().filter(|&p| pid_alive(p)).collect();
+    assert!(left.is_empty(), "processes left after SIGTERM: {left:?}");
+    assert!(!proxy.pidfile.exists(), "pidfile not removed");
+    assert!(!proxy.ctl.exists(), "ctl socket not removed");
+    assert!(!udp_port_in_use(proxy.port), "SIP port still bound");
+}
+
+#[test]
+fn worker_exit_shutdown_makes_the_server_exit_1_when_a_worker_dies() {
+    let mut cfg = ProxyCfg::stateless(2, 9);
+    cfg.globals.push("worker_exit=\"shutdown\"".into());
+    let mut proxy = start("shutdown", cfg);
+    let pids: Vec<i32> = proxy
+        .psx()
+        .expect("core.psx")
+        .iter()
+        .map(|r| r.pid)
+        .filter(|&p| p > 0)
+        .collect();
+    let victim = proxy.workers()[0].pid;
+    kill(Pid::from_raw(victim), Signal::SIGKILL).expect("SIGKILL the worker");
+    let status = proxy.guard().wait_timeout(Duration::from_secs(10));
+    let status = status.unwrap_or_else(|| {
+        panic!(
+            "siplab kept running after a worker died:\n{}",
+            tail(&proxy.log_text(), 30)
+        )
+    });
+    assert_eq!(status.code(), Some(1), "exit status {status}");
+    let left: Vec<i32> = pids.iter().copied().filter(|&p| pid_alive(p)).collect();
+    assert!(left.is_empty(), "processes left: {left:?}");
+}
+
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
