@@ -558,3 +558,91 @@ pub fn run_siplab(args: &[&std::ffi::OsStr], limit: Duration) -> (Option<i32>, S
     let text = String::from_utf8_lossy(&std::fs::read(&out_path).unwrap_or_default()).into_owned();
     (status.and_then(|s| s.code()), text)
 }
+
+#[cfg(test)]
+mod checks {
+    use super::*;
+
+    fn stubborn_sleeper() -> ChildGuard {
+        // Ignores SIGTERM, so only the guard's SIGKILL fallback can end it.
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "trap '' TERM; exec sleep 60"]);
+        ChildGuard::spawn("sleeper", &mut cmd).expect("spawn sh")
+    }
+
+    #[test]
+    fn guard_drop_kills_and_reaps_a_process_that_ignores_sigterm() {
+        let guard = stubborn_sleeper();
+        let pid = guard.pid();
+        assert!(wait_until(Duration::from_secs(5), || pid_alive(pid)));
+        drop(guard);
+        assert!(!pid_alive(pid), "pid {pid} survived the guard");
+    }
+
+    #[test]
+    fn guard_reaps_its_process_when_the_test_panics() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let outcome = std::thread::spawn(move || {
+            let mut cmd = Command::new("sleep");
+            cmd.arg("60");
+            let guard = ChildGuard::spawn("sleep", &mut cmd).expect("spawn sleep");
+            tx.send(guard.pid()).expect("send pid");
+            panic!("test body fails while the child runs");
+        })
+        .join();
+        assert!(outcome.is_err());
+        let pid = rx.recv().expect("pid");
+        assert!(!pid_alive(pid), "pid {pid} outlived the panicking test");
+    }
+
+    #[test]
+    fn guard_reports_the_exit_code_of_a_finished_process() {
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", "exit 3"]);
+        let mut guard = ChildGuard::spawn("sh", &mut cmd).expect("spawn sh");
+        let status = guard.wait_timeout(Duration::from_secs(10)).expect("exits");
+        assert_eq!(status.code(), Some(3));
+        // Signalling a reaped child must not reach whatever reuses its pid.
+        assert_eq!(guard.signal(Signal::SIGTERM), Err(nix::errno::Errno::ESRCH));
+    }
+
+    #[test]
+    fn picked_ports_are_bindable_and_a_held_port_reads_as_in_use() {
+        let base = free_udp_port_range(4);
+        let held: Vec<UdpSocket> = (0..4)
+            .map(|i| UdpSocket::bind(("127.0.0.1", base + i)).expect("range is free"))
+            .collect();
+        assert!((0..4).all(|i| udp_port_in_use(base + i)));
+        drop(held);
+        assert!(!udp_port_in_use(base));
+    }
+
+    #[test]
+    fn rendered_cfg_listens_on_the_port_and_forwards_to_the_gateway() {
+        let mut cfg = ProxyCfg::stateless(3, 5999);
+        cfg.globals.push("worker_exit=\"shutdown\"".into());
+        let text = cfg.render(5070);
+        assert!(text.contains("listen=udp:127.0.0.1:5070\n"));
+        assert!(text.contains("children=3\n"));
+        assert!(text.contains("worker_exit=\"shutdown\"\n"));
+        assert!(text.contains("$du = \"sip:127.0.0.1:5999\";"));
+        assert!(!text.contains("GWPORT"));
+    }
+
+    #[test]
+    fn psx_rows_parse_and_workers_are_told_apart() {
+        let v = json!([
+            {"IDX": 0, "RANK": 0, "PID": 10, "DSC": "main process - attendant", "START": 1, "MESSAGES": 0},
+            {"IDX": 1, "RANK": 1, "PID": 11, "DSC": "udp receiver child=0 sock=127.0.0.1:5060", "START": 1, "MESSAGES": 7},
+            {"IDX": 2, "RANK": -1, "PID": 12, "DSC": "timer", "START": 1, "MESSAGES": 0}
+        ]);
+        let rows = parse_psx(&v).expect("parses");
+        let workers: Vec<_> = rows.iter().filter(|r| r.is_worker()).collect();
+        assert_eq!(workers.len(), 1);
+        assert_eq!(
+            (workers[0].rank, workers[0].pid, workers[0].messages),
+            (1, 11, 7)
+        );
+        assert!(parse_psx(&json!([{"IDX": 0}])).is_err());
+    }
+}

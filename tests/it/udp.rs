@@ -269,3 +269,27 @@ pub fn raw_call(
     expect_status(client, 200, "BYE")?;
     Ok(())
 }
+
+#[test]
+fn raw_call_completes_when_the_gateway_is_reached_directly() {
+    // Checks the raw call helper itself: with no proxy in the path every hop is direct.
+    let client = Peer::bind();
+    let gateway = Peer::bind();
+    raw_call(&client, &gateway, gateway.addr, "direct-1").expect("direct call");
+}
+
+#[test]
+fn reply_to_echoes_the_transaction_headers_and_tags_to() {
+    let from: SocketAddr = "127.0.0.1:5071".parse().expect("addr");
+    let to: SocketAddr = "127.0.0.1:5072".parse().expect("addr");
+    let invite = invite_request(from, to, "c-1");
+    let reply = reply_to(&invite, "200 OK", "x1", to);
+    assert_eq!(status_code(&reply), Some(200));
+    assert_eq!(header(&reply, "Call-ID"), Some("c-1"));
+    assert_eq!(header(&reply, "CSeq"), Some("1 INVITE"));
+    assert_eq!(
+        header(&reply, "To"),
+        Some("<sip:callee@127.0.0.1:5072>;tag=x1")
+    );
+    assert!(header(&reply, "Via").is_some_and(|v| v.contains("127.0.0.1:5071")));
+}
