@@ -11,9 +11,20 @@ use std::time::Duration;
 /// SIPp binds its media socket and neighbours (RTP echo on +2, video); keep a run of 4 free.
 const MEDIA_SPAN: u16 = 4;
 
+/// `tests/data/sipp/NAME.xml`: the built-in uac/uas, changed to route in-dialog requests by
+/// the Record-Route set like real UAs (the built-ins send ACK/BYE to the proxy's own address
+/// without Route, which a record-routing proxy answers with 404).
+fn scenario_file(name: &str) -> PathBuf {
+    super::harness::repo_root()
+        .join("tests/data/sipp")
+        .join(format!("{name}.xml"))
+}
+
 fn sipp_command(dir: &Path, scenario: &str, sip_port: u16) -> Command {
     let mut cmd = Command::new("sipp");
-    cmd.args(["-sn", scenario, "-i", "127.0.0.1", "-nostdin"])
+    cmd.arg("-sf")
+        .arg(scenario_file(scenario))
+        .args(["-i", "127.0.0.1", "-nostdin"])
         .args(["-p", &sip_port.to_string()])
         .args(["-mp", &free_udp_port_range(MEDIA_SPAN).to_string()])
         .args(["-cp", &free_udp_port().to_string()])
@@ -41,7 +52,7 @@ impl Uas {
             let dir = TempDir::new("uas");
             let port = free_udp_port();
             let (out, err) = output_files(dir.path(), "uas");
-            let mut cmd = sipp_command(dir.path(), "uas", port);
+            let mut cmd = sipp_command(dir.path(), "uas_rr", port);
             cmd.stdout(out).stderr(err);
             let mut guard = ChildGuard::spawn("sipp uas", &mut cmd)
                 .expect("spawn sipp (is sip-tester installed?)");
@@ -96,7 +107,7 @@ impl Uac {
         let dir = TempDir::new("uac");
         let (out, err) = output_files(dir.path(), "uac");
         let stat_file = dir.join("stat.csv");
-        let mut cmd = sipp_command(dir.path(), "uac", free_udp_port());
+        let mut cmd = sipp_command(dir.path(), "uac_rr", free_udp_port());
         cmd.arg(target.to_string())
             .args(["-m", &calls.to_string(), "-r", &rate.to_string()])
             .args(["-trace_stat", "-fd", "1", "-trace_err"])
@@ -188,7 +199,7 @@ fn uac_against_a_silent_port_reports_failed_calls() {
     let target = silent.local_addr().expect("addr");
     let dir = TempDir::new("uac-silent");
     let stat = dir.join("stat.csv");
-    let mut cmd = sipp_command(dir.path(), "uac", free_udp_port());
+    let mut cmd = sipp_command(dir.path(), "uac_rr", free_udp_port());
     let (out, err) = output_files(dir.path(), "uac");
     cmd.arg(target.to_string())
         .args(["-m", "2", "-r", "10", "-recv_timeout", "500ms"])
