@@ -1,0 +1,323 @@
+//! Stateless forwarding (Kamailio core `forward()`), reply forwarding and error replies for
+//! unparsable requests. Pure: the caller sends the bytes.
+
+use std::net::IpAddr;
+
+use md5::{Digest, Md5};
+use sip_msg::build::{ReplyOpts, build_reply};
+use sip_msg::{EditList, Host, Message, Method, Scheme, SipError, Uri};
+
+/// Default SIP port when a URI or Via has none (RFC 3261 §19.1.2).
+pub const DEFAULT_PORT: u16 = 5060;
+
+/// Where a message goes: a host (IP literal or name, resolved by the host) and a port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Destination {
+    /// Host text without brackets for IPv6.
+    pub host: String,
+    pub port: u16,
+}
+
+impl Destination {
+    /// The host as an IP address when it is one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.host.parse().ok()
+    }
+}
+
+fn host_text(host: &Host<'_>, raw: &[u8]) -> String {
+    match host {
+        Host::Ipv4(ip) => ip.to_string(),
+        Host::Ipv6(ip) => ip.to_string(),
+        Host::Name(_) => String::from_utf8_lossy(raw).into_owned(),
+    }
+}
+
+/// The next hop for a request sent to `uri` (`$du` when set, else the R-URI): its host
+/// (or `maddr`) and port (default 5060). Only sip/sips over UDP can be sent; any other
+/// scheme is 416, a non-UDP `transport` parameter is 503 (siplab speaks UDP only).
+pub fn uri_destination(uri: &[u8]) -> Result<Destination, SipError> {
+    let parsed = Uri::parse(uri)?;
+    if !matches!(parsed.scheme, Scheme::Sip | Scheme::Sips) {
+        return Err(SipError::UNSUPPORTED_URI_SCHEME);
+    }
+    if let Some(Some(transport)) = parsed.param(b"transport") {
+        if !transport.eq_ignore_ascii_case(b"udp") {
+            return Err(SipError::with_status(
+                "transport not supported (UDP only)",
+                503,
+            ));
+        }
+    }
+    let host = match parsed.param(b"maddr").flatten() {
+        Some(maddr) => {
+            let h = Host::parse(maddr)?;
+            host_text(&h, maddr)
+        }
+        None => {
+            let h = parsed
+                .host
+                .ok_or(SipError::bad_request("URI without host"))?;
+            host_text(&h, parsed.host_raw)
+        }
+    };
+    Ok(Destination {
+        host,
+        port: parsed.port.unwrap_or(DEFAULT_PORT),
+    })
+}
+
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    s
+}
+
+/// MD5 over `parts` separated by a byte that cannot occur in any of them, as lowercase hex.
+pub(crate) fn md5_hex(parts: &[&[u8]]) -> String {
+    let mut h = Md5::new();
+    for p in parts {
+        h.update(p);
+        h.update([0u8]);
+    }
+    hex(&h.finalize())
+}
+
+/// The branch of the Via a stateless forward adds: `z9hG4bK` + MD5 of Call-ID, CSeq
+/// number, top Via branch, received R-URI and From-tag — so a retransmission (same
+/// values) gets the same branch and the next hop recognises it as one.
+pub fn stateless_branch(msg: &Message) -> String {
+    let call_id = msg.call_id().unwrap_or_default();
+    let cseq = msg.cseq().map(|c| c.number.to_string()).unwrap_or_default();
+    let via_branch = msg
+        .top_via()
+        .ok()
+        .and_then(|v| v.branch())
+        .unwrap_or_default();
+    let ruri = msg.request_uri_bytes().unwrap_or_default();
+    let from_tag = msg.from().ok().and_then(|f| f.tag()).unwrap_or_default();
+    let mut branch = String::from("z9hG4bK");
+    branch.push_str(&md5_hex(&[
+        call_id,
+        cseq.as_bytes(),
+        via_branch,
+        ruri,
+        from_tag,
+    ]));
+    branch
+}
+
+/// The received source of a message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Source {
+    pub ip: IpAddr,
+    pub port: u16,
+}
+
+/// Adds `received` / `rport` to the received top Via (RFC 3261 §18.2.1, RFC 3581):
+/// `received` when the sent-by host is not the source IP or when `rport` is answered
+/// (RFC 3581 §4 requires both then); `rport=<port>` when the Via asks with `rport` or
+/// `force_rport()` was called.
+pub fn fix_top_via(msg: &Message, src: Source, force_rport: bool, edits: &mut EditList) {
+    let Ok(via) = msg.top_via() else {
+        return;
+    };
+    let same_host = match via.host {
+        Host::Ipv4(ip) => IpAddr::V4(ip) == src.ip,
+        Host::Ipv6(ip) => IpAddr::V6(ip) == src.ip,
+        Host::Name(_) => false,
+    };
+    let rport = force_rport || via.rport().is_some();
+    if !same_host || rport {
+        edits.set_top_via_param(b"received", Some(src.ip.to_string().as_bytes()));
+    }
+    if rport {
+        edits.set_top_via_param(b"rport", Some(src.port.to_string().as_bytes()));
+    }
+}
+
+/// Prints a stateless forward of request `msg`: the script's `edits`, then
+/// `received`/`rport` on the received top Via and a new top Via
+/// `SIP/2.0/UDP <sent_by>;branch=<stateless branch>`.
+pub fn build_forward(
+    msg: &Message,
+    edits: &EditList,
+    sent_by: &str,
+    src: Source,
+    force_rport: bool,
+) -> Vec<u8> {
+    let mut edits = edits.clone();
+    fix_top_via(msg, src, force_rport, &mut edits);
+    let via = format!("SIP/2.0/UDP {sent_by};branch={}", stateless_branch(msg));
+    edits.prepend_via(via.as_bytes());
+    msg.to_bytes(&edits)
+}
+
+/// True for addresses a proxy must never send to (RFC 4475 §3.3.10 bcast).
+pub fn is_forbidden_destination(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_broadcast() || v4.is_unspecified(),
+        IpAddr::V6(v6) => v6.is_unspecified(),
+    }
+}
+
+/// Relays a reply upstream statelessly: where the second Via says (`maddr`, then
+/// `received`, then sent-by; `rport=<n>`, then the sent-by port, then 5060) and the bytes
+/// with the top Via (ours) removed. Broadcast and unspecified addresses are refused.
+pub fn forward_reply(msg: &Message) -> Result<(String, u16, Vec<u8>), SipError> {
+    if msg.is_request() {
+        return Err(SipError::with_status("not a reply", 500));
+    }
+    let next = msg
+        .vias()
+        .nth(1)
+        .ok_or(SipError::bad_request("reply has no second Via"))??;
+    let host = if let Some(maddr) = next.maddr() {
+        host_text(&Host::parse(maddr)?, maddr)
+    } else if let Some(received) = next.received() {
+        host_text(&Host::parse(received)?, received)
+    } else {
+        host_text(&next.host, next.host_raw)
+    };
+    let port = match next.rport() {
+        Some(Some(p)) => p,
+        _ => next.port.unwrap_or(DEFAULT_PORT),
+    };
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        if is_forbidden_destination(ip) {
+            return Err(SipError::bad_request(
+                "reply Via points at a broadcast address",
+            ));
+        }
+    }
+    let mut edits = EditList::new();
+    edits.remove_top_via();
+    Ok((host, port, msg.to_bytes(&edits)))
+}
+
+/// The error reply for a request that failed to parse (`msg` is the partial message of a
+/// [`sip_msg::ParseError`]): `None` for replies, ACKs and messages without a usable Via
+/// (nothing can be answered). ≥180 replies get the stateless To-tag of [`crate::sl`].
+pub fn error_reply(msg: &Message, status: u16) -> Option<Vec<u8>> {
+    if !msg.is_request() || msg.method() == Some(Method::Ack) {
+        return None;
+    }
+    msg.top_via().ok()?;
+    let reason = SipError::with_status("", status).reason_phrase();
+    let tag = crate::sl::stateless_to_tag(msg, "");
+    let opts = ReplyOpts {
+        to_tag: Some(tag.as_bytes()),
+        server: None,
+        record_route: false,
+        extra_headers: &[],
+    };
+    Some(build_reply(msg, status, reason.as_bytes(), &opts))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+    fn src() -> Source {
+        Source {
+            ip: IpAddr::from([10, 0, 0, 9]),
+            port: 5091,
+        }
+    }
+
+    #[test]
+    fn uri_destination_defaults_and_maddr() -> TestResult {
+        assert_eq!(
+            uri_destination(b"sip:bob@example.com")?,
+            Destination {
+                host: "example.com".into(),
+                port: 5060
+            }
+        );
+        assert_eq!(
+            uri_destination(b"sip:[::1]:5070;lr")?,
+            Destination {
+                host: "::1".into(),
+                port: 5070
+            }
+        );
+        assert_eq!(
+            uri_destination(b"sip:a@h:5080;maddr=10.1.1.1")?.host,
+            "10.1.1.1"
+        );
+        assert_eq!(
+            uri_destination(b"nobodyKnowsThisScheme:totallyopaquecontent")
+                .unwrap_err()
+                .status(),
+            416
+        );
+        assert_eq!(
+            uri_destination(b"sip:a@h;transport=tcp")
+                .unwrap_err()
+                .status(),
+            503
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn reply_goes_to_received_rport_of_second_via() -> TestResult {
+        let reply = Message::parse_slice(
+            b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bKme\r\n\
+Via: SIP/2.0/UDP client.example.com:5070;branch=z9hG4bKc;received=192.0.2.7;rport=6000\r\n\
+From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+        )?;
+        let (host, port, bytes) = forward_reply(&reply)?;
+        assert_eq!((host.as_str(), port), ("192.0.2.7", 6000));
+        let text = String::from_utf8(bytes)?;
+        assert!(!text.contains("z9hG4bKme"));
+        assert!(text.contains("Via: SIP/2.0/UDP client.example.com:5070"));
+        Ok(())
+    }
+
+    #[test]
+    fn reply_never_goes_to_broadcast() -> TestResult {
+        let raw = std::fs::read(crate::testutil::rfc4475_dir().join("bcast.dat"))?;
+        let reply = Message::parse(raw)?;
+        assert!(forward_reply(&reply).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn error_reply_for_bad_version_is_505_and_none_for_ack() -> TestResult {
+        let e = Message::parse_slice(
+            b"OPTIONS sip:a@b SIP/7.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:a@b>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\r\n",
+        )
+        .unwrap_err();
+        let partial = e.partial().ok_or("no partial")?;
+        let reply = error_reply(partial, e.status()).ok_or("no reply")?;
+        let text = String::from_utf8(reply)?;
+        assert!(text.starts_with("SIP/2.0 505 Version Not Supported\r\n"));
+        assert!(text.contains("To: <sip:a@b>;tag="));
+        let ack = Message::parse_slice(
+            b"ACK sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: 1 ACK\r\n\r\n",
+        )?;
+        assert!(error_reply(&ack, 400).is_none());
+        Ok(())
+    }
+
+    #[test]
+    fn fix_top_via_adds_received_only_when_needed() -> TestResult {
+        let same = Message::parse_slice(
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9:5091;branch=z9hG4bK1\r\n\r\n",
+        )?;
+        let mut edits = EditList::new();
+        fix_top_via(&same, src(), false, &mut edits);
+        assert!(edits.is_empty());
+        fix_top_via(&same, src(), true, &mut edits);
+        let text = String::from_utf8(same.to_bytes(&edits))?;
+        assert!(text.contains("branch=z9hG4bK1;received=10.0.0.9;rport=5091"));
+        Ok(())
+    }
+}

@@ -1,0 +1,281 @@
+//! `textops`: method tests and header edits (`is_method`, `append_hf`, `insert_hf`,
+//! `remove_hf`, `is_present_hf`, `search`, `has_body`).
+
+use std::sync::Arc;
+
+use sip_msg::{HeaderName, InsertAt};
+use sip_script::abi::{
+    Arg, ArgKind, Ctx, FixupCtx, FixupError, FunctionExport, ModuleExports, RouteKinds,
+};
+
+use crate::util::header_line;
+
+const ANY: RouteKinds = RouteKinds::ANY;
+
+static FUNCTIONS: [FunctionExport; 11] = [
+    FunctionExport {
+        name: "is_method",
+        args: &[ArgKind::Str],
+        fixup: Some(fixup_methods),
+        routes: ANY,
+        handler: w_is_method,
+    },
+    FunctionExport {
+        name: "append_hf",
+        args: &[ArgKind::Format],
+        fixup: None,
+        routes: ANY,
+        handler: w_append_hf,
+    },
+    FunctionExport {
+        name: "append_hf",
+        args: &[ArgKind::Format, ArgKind::Str],
+        fixup: None,
+        routes: ANY,
+        handler: w_append_hf_after,
+    },
+    FunctionExport {
+        name: "insert_hf",
+        args: &[ArgKind::Format],
+        fixup: None,
+        routes: ANY,
+        handler: w_insert_hf,
+    },
+    FunctionExport {
+        name: "remove_hf",
+        args: &[ArgKind::Str],
+        fixup: None,
+        routes: ANY,
+        handler: w_remove_hf,
+    },
+    FunctionExport {
+        name: "is_present_hf",
+        args: &[ArgKind::Str],
+        fixup: None,
+        routes: ANY,
+        handler: w_is_present_hf,
+    },
+    FunctionExport {
+        name: "search",
+        args: &[ArgKind::Regex],
+        fixup: None,
+        routes: ANY,
+        handler: w_search,
+    },
+    FunctionExport {
+        name: "search_body",
+        args: &[ArgKind::Regex],
+        fixup: None,
+        routes: ANY,
+        handler: w_search_body,
+    },
+    FunctionExport {
+        name: "has_body",
+        args: &[],
+        fixup: None,
+        routes: ANY,
+        handler: w_has_body,
+    },
+    FunctionExport {
+        name: "has_body",
+        args: &[ArgKind::Str],
+        fixup: None,
+        routes: ANY,
+        handler: w_has_body_type,
+    },
+    FunctionExport {
+        name: "append_to_reply",
+        args: &[ArgKind::Format],
+        fixup: None,
+        routes: RouteKinds::REQUEST.union(RouteKinds::FAILURE),
+        handler: w_append_to_reply,
+    },
+];
+
+pub static MODULE: ModuleExports = ModuleExports {
+    name: "textops",
+    functions: &FUNCTIONS,
+    ..ModuleExports::EMPTY
+};
+
+/// The method names of an `is_method("A|B")` argument, upper-cased.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MethodSet(pub Vec<String>);
+
+impl MethodSet {
+    /// Parses `A|B|C`; empty alternatives are an error.
+    pub fn parse(list: &str) -> Result<MethodSet, String> {
+        let names: Vec<String> = list
+            .split('|')
+            .map(|m| m.trim().to_ascii_uppercase())
+            .collect();
+        if names.iter().any(String::is_empty) {
+            return Err(format!("bad method list `{list}`"));
+        }
+        Ok(MethodSet(names))
+    }
+
+    /// Kamailio compares method names case-insensitively.
+    pub fn contains(&self, method: &[u8]) -> bool {
+        self.0
+            .iter()
+            .any(|m| m.as_bytes().eq_ignore_ascii_case(method))
+    }
+}
+
+fn fixup_methods(_ctx: &mut FixupCtx<'_>, args: &mut [Arg]) -> Result<(), FixupError> {
+    let Some(arg) = args.first_mut() else {
+        return Err(FixupError::call("is_method needs a method list"));
+    };
+    let list = arg
+        .const_str()
+        .ok_or_else(|| FixupError::arg(0, "is_method needs a constant method list"))?;
+    let set = MethodSet::parse(list).map_err(|e| FixupError::arg(0, e))?;
+    *arg = Arg::Data(Arc::new(set));
+    Ok(())
+}
+
+fn truth(b: bool) -> i32 {
+    if b { 1 } else { -1 }
+}
+
+/// The method of a request, or of the CSeq of a reply.
+fn message_method<'m>(ctx: &Ctx<'m>) -> Option<&'m [u8]> {
+    let msg = ctx.msg;
+    match msg.method_bytes() {
+        Some(m) => Some(m),
+        None => msg.cseq().ok().map(|c| c.method),
+    }
+}
+
+fn w_is_method(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
+    let Some(arg) = args.first() else { return -1 };
+    let Some(method) = message_method(ctx) else {
+        return -1;
+    };
+    match arg.data::<MethodSet>() {
+        Some(set) => truth(set.contains(method)),
+        // Not fixed up (a dynamic list): parse per call.
+        None => {
+            let list = ctx.arg_str(arg).into_owned();
+            truth(MethodSet::parse(&list).is_ok_and(|s| s.contains(method)))
+        }
+    }
+}
+
+fn w_append_hf(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
+    let Some(a) = args.first() else { return -1 };
+    let text = ctx.arg_str(a).into_owned();
+    ctx.edits
+        .insert_header(InsertAt::BeforeBody, header_line(&text).as_bytes());
+    1
+}
+
+/// `append_hf(text, name)`: after the last header called `name`.
+fn w_append_hf_after(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
+    let (Some(a), Some(n)) = (args.first(), args.get(1)) else {
+        return -1;
+    };
+    let text = ctx.arg_str(a).into_owned();
+    let name = ctx.arg_str(n).into_owned();
+    ctx.edits
+        .insert_after_last_named(name.trim().as_bytes(), header_line(&text).as_bytes());
+    1
+}
+
+fn w_insert_hf(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
+    let Some(a) = args.first() else { return -1 };
+    let text = ctx.arg_str(a).into_owned();
+    ctx.edits
+        .insert_header(InsertAt::Top, header_line(&text).as_bytes());
+    1
+}
+
+/// Removes every header with that name (long or compact form); false when none existed.
+fn w_remove_hf(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
+    let Some(a) = args.first() else { return -1 };
+    let name = ctx.arg_str(a).trim().to_string();
+    let count = ctx.msg.headers_named(name.as_bytes()).count();
+    if count == 0 {
+        return -1;
+    }
+    ctx.edits.remove_header(name.as_bytes());
+    i32::try_from(count).unwrap_or(i32::MAX)
+}
+
+fn w_is_present_hf(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
+    let Some(a) = args.first() else { return -1 };
+    let name = ctx.arg_str(a).trim().to_string();
+    truth(ctx.msg.headers_named(name.as_bytes()).next().is_some())
+}
+
+fn regex_matches(args: &[Arg], text: &[u8]) -> i32 {
+    match args.first() {
+        Some(Arg::Regex(re)) => truth(re.is_match(&String::from_utf8_lossy(text))),
+        _ => -1,
+    }
+}
+
+/// `search(re)`: the regex against the whole received message.
+fn w_search(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
+    let msg = ctx.msg;
+    let end = msg.body_span().end as usize;
+    regex_matches(args, msg.as_bytes().get(..end).unwrap_or(msg.as_bytes()))
+}
+
+fn w_search_body(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
+    regex_matches(args, ctx.msg.body())
+}
+
+fn w_has_body(ctx: &mut Ctx<'_>, _args: &[Arg]) -> i32 {
+    truth(!ctx.msg.body().is_empty())
+}
+
+/// `has_body("type/subtype")`: a body of that Content-Type.
+fn w_has_body_type(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
+    let Some(a) = args.first() else { return -1 };
+    let wanted = ctx.arg_str(a).trim().to_string();
+    if ctx.msg.body().is_empty() {
+        return -1;
+    }
+    let Some(ct) = ctx.msg.header_value(HeaderName::ContentType) else {
+        return -1;
+    };
+    let mime = ct.split(|&b| b == b';').next().unwrap_or_default();
+    truth(mime.trim_ascii().eq_ignore_ascii_case(wanted.as_bytes()))
+}
+
+/// `append_to_reply(text)`: extra header lines for the next local reply. Stored with the
+/// message's private AVPs; `sl` adds them.
+fn w_append_to_reply(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
+    let Some(a) = args.first() else { return -1 };
+    let text = ctx.arg_str(a).into_owned();
+    let mut lines = crate::util::private_get(ctx, "textops", "reply_headers")
+        .map(|v| v.to_str().into_owned())
+        .unwrap_or_default();
+    lines.push_str(header_line(&text));
+    lines.push_str("\r\n");
+    crate::util::private_set(
+        ctx,
+        "textops",
+        "reply_headers",
+        sip_script::abi::Value::Str(lines),
+    );
+    1
+}
+
+/// The header lines `append_to_reply` queued for this message (no line ends).
+pub fn reply_headers(ctx: &Ctx<'_>) -> Vec<String> {
+    crate::util::private_get(ctx, "textops", "reply_headers")
+        .map(|v| {
+            v.to_str()
+                .split("\r\n")
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+use sip_script::abi::CoreParams;
+use sip_script::testhost::TestHost;
+
+use super::*;
+use crate::testutil::{INVITE, fmt, parse, runtime, s, with_ctx};
+
+fn fixed(list: &str) -> Vec<Arg> {
+    let core = CoreParams::default();
+    let mut fctx = FixupCtx {
+        core: &core,
+        route_kinds: RouteKinds::REQUEST,
+        warnings: Vec::new(),
+    };
+    let mut args = vec![s(list)];
+    assert!(fixup_methods(&mut fctx, &mut args).is_ok());
+    args
+}
+
+#[test]
+fn is_method_alternatives() {
+    let msg = parse(INVITE);
+    let (mut rt, mut host) = (runtime(0), TestHost::new());
+    with_ctx(&mut rt, &mut host, &msg, |ctx| {
+        assert_eq!(w_is_method(ctx, &fixed("INVITE")), 1);
+        assert_eq!(w_is_method(ctx, &fixed("ACK|INVITE")), 1);
+        assert_eq!(w_is_method(ctx, &fixed("invite")), 1);
+        assert_eq!(w_is_method(ctx, &fixed("ACK|BYE|CANCEL")), -1);
+        assert_eq!(w_is_method(ctx, &[s("OPTIONS|INVITE")]), 1, "unfixed form");
+    });
+    let reply = parse(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nFrom: <sip:a@b>;tag=1\r\n\
+To: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 7 BYE\r\n\r\n",
+    );
+    with_ctx(&mut rt, &mut host, &reply, |ctx| {
+        assert_eq!(
+            w_is_method(ctx, &fixed("BYE")),
+            1,
+            "replies use the CSeq method"
+        );
+    });
+    let core = CoreParams::default();
+    let mut fctx = FixupCtx {
+        core: &core,
+        route_kinds: RouteKinds::REQUEST,
+        warnings: Vec::new(),
+    };
+    assert!(fixup_methods(&mut fctx, &mut [s("INVITE||ACK")]).is_err());
+}
+
+#[test]
+fn append_and_insert_hf() {
+    let msg = parse(INVITE);
+    let (mut rt, mut host) = (runtime(0), TestHost::new());
+    let out = with_ctx(&mut rt, &mut host, &msg, |ctx| {
+        assert_eq!(w_append_hf(ctx, &[fmt("X-Req: 1\r\n")]), 1);
+        assert_eq!(w_insert_hf(ctx, &[fmt("X-Top: t\r\n")]), 1);
+        assert_eq!(
+            w_append_hf_after(ctx, &[fmt("X-After-Cseq: 2\r\n"), s("CSeq")]),
+            1
+        );
+        String::from_utf8_lossy(&ctx.msg.to_bytes(&ctx.edits)).into_owned()
+    });
+    assert!(
+        out.starts_with("INVITE sip:bob@example.com SIP/2.0\r\nX-Top: t\r\nVia:"),
+        "{out}"
+    );
+    assert!(out.contains("CSeq: 1 INVITE\r\nX-After-Cseq: 2\r\n"));
+    assert!(
+        out.contains("Content-Length: 4\r\nX-Req: 1\r\n\r\nv=0\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn remove_hf_compact_form() {
+    let msg = parse(
+        "OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nf: <sip:a@b>;tag=1\r\n\
+To: <sip:a@b>\r\ni: c1\r\nCSeq: 1 OPTIONS\r\nSubject: one\r\ns: two\r\nContent-Length: 0\r\n\r\n",
+    );
+    let (mut rt, mut host) = (runtime(0), TestHost::new());
+    let out = with_ctx(&mut rt, &mut host, &msg, |ctx| {
+        assert_eq!(
+            w_remove_hf(ctx, &[s("Subject")]),
+            2,
+            "long and compact form"
+        );
+        assert_eq!(w_remove_hf(ctx, &[s("X-None")]), -1);
+        assert_eq!(w_is_present_hf(ctx, &[s("Call-ID")]), 1, "compact i");
+        assert_eq!(w_is_present_hf(ctx, &[s("X-None")]), -1);
+        String::from_utf8_lossy(&ctx.msg.to_bytes(&ctx.edits)).into_owned()
+    });
+    assert!(!out.contains("Subject"));
+    assert!(!out.contains("s: two"));
+    assert!(out.contains("i: c1\r\n"));
+}
+
+#[test]
+fn search_and_has_body() {
+    let msg = parse(INVITE);
+    let (mut rt, mut host) = (runtime(0), TestHost::new());
+    with_ctx(&mut rt, &mut host, &msg, |ctx| {
+        let re = |p: &str| match regex::Regex::new(p) {
+            Ok(r) => vec![Arg::Regex(r)],
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(w_search(ctx, &re("Call-ID: call-1@")), 1);
+        assert_eq!(w_search(ctx, &re("^BYE")), -1);
+        assert_eq!(w_search_body(ctx, &re("v=0")), 1);
+        assert_eq!(w_has_body(ctx, &[]), 1);
+        assert_eq!(w_has_body_type(ctx, &[s("application/sdp")]), 1);
+        assert_eq!(w_has_body_type(ctx, &[s("text/plain")]), -1);
+    });
+    let empty = parse(&INVITE.replace(
+        "Content-Length: 4\r\n\r\nv=0\n",
+        "Content-Length: 0\r\n\r\n",
+    ));
+    with_ctx(&mut rt, &mut host, &empty, |ctx| {
+        assert_eq!(w_has_body(ctx, &[]), -1);
+    });
+}
+
+#[test]
+fn append_to_reply_reaches_sl_reply() {
+    let msg = parse(INVITE);
+    let (mut rt, mut host) = (runtime(0), TestHost::new());
+    with_ctx(&mut rt, &mut host, &msg, |ctx| {
+        w_append_to_reply(ctx, &[fmt("Retry-After: 30\r\n")]);
+        crate::sl::send_stateless(ctx, 503, "Busy", &[])
+    });
+    assert!(crate::testutil::only_send(&host).contains("\r\nRetry-After: 30\r\n"));
+}
