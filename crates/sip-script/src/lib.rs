@@ -4,9 +4,10 @@
 //! through a [`SourceLoader`], [`load_str`] for tests).
 //!
 //! Runtime: the module ABI ([`abi`]: static export tables, typed arguments, route kinds, the
-//! per-message [`Ctx`] and the [`Host`] trait for every effect), the compiler that binds calls
+//! per-message [`Ctx`] and the `Host` trait for every effect), the compiler that binds calls
 //! to module exports and runs fixups before fork ([`compile`]), the interpreter, the
-//! pseudo-variables ([`pvar`]) and a recording [`testhost::TestHost`].
+//! pseudo-variables ([`pvar`]) and a recording [`testhost::TestHost`]. The effect trait is
+//! [`abi::Host`] (not re-exported here: `Host` at the crate root is the AST's host name/IP).
 #![forbid(unsafe_code)]
 
 pub mod abi;
@@ -15,6 +16,7 @@ pub mod check;
 pub mod compile;
 pub mod core_params;
 pub mod diag;
+pub mod interp;
 pub mod lexer;
 pub mod loader;
 pub mod parser;
@@ -29,15 +31,17 @@ pub mod typeck;
 pub mod value;
 
 pub use abi::{
-    ApiRegistry, Arg, ArgKind, AvpStore, Branch, Ctx, FixupCtx, FixupError, FunctionExport, Host,
+    ApiRegistry, Arg, ArgKind, AvpStore, Branch, Ctx, FixupCtx, FixupError, FunctionExport,
     LocalAddr, LocalSocket, LogLevel, Millis, ModChildInit, ModInit, ModuleExports, ParamExport,
     ParamKind, ParamSetting, PvExport, RouteId, RouteKinds, RpcError, RpcExport, SendError,
     SerError, Source, TmApi,
 };
 pub use ast::*;
 pub use check::check_modules;
+pub use compile::{LoadedModule, Script, compile};
 pub use core_params::{CoreParams, Dialect, Listen, WorkerExit};
 pub use diag::{Diagnostic, Severity};
+pub use interp::{InitError, Outcome, RunError};
 pub use loader::{FsLoader, MemLoader, SourceLoader};
 pub use preproc::CompatMode;
 pub use pv::{FormatPart, PvError, PvIndex, PvRef, Transform, parse_format, parse_pv};

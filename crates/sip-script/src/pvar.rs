@@ -212,15 +212,13 @@ impl PvEnv {
     /// Compiles a parsed PV reference; the error is the diagnostic message.
     pub fn compile(&mut self, r: &PvRef) -> Result<PvSpec, String> {
         let text = r.to_string();
-        let module = self
-            .module_pvs
-            .iter()
-            .find(|m| m.name == r.name)
-            .copied();
+        let module = self.module_pvs.iter().find(|m| m.name == r.name).copied();
         let need_inner = |what: &str| -> Result<String, String> {
             match r.inner.as_deref().map(str::trim) {
                 Some(s) if !s.is_empty() => Ok(s.to_string()),
-                _ => Err(format!("pseudo-variable `{text}` needs a {what} in parentheses")),
+                _ => Err(format!(
+                    "pseudo-variable `{text}` needs a {what} in parentheses"
+                )),
             }
         };
         let kind = if let Some(m) = module {
@@ -310,11 +308,7 @@ fn scheme_text(u: &Uri<'_>) -> Value {
     bytes_str(u.scheme_raw)
 }
 
-fn nameaddr_part(
-    msg: &Message,
-    to: bool,
-    part: fn(&sip_msg::NameAddr<'_>) -> Value,
-) -> Value {
+fn nameaddr_part(msg: &Message, to: bool, part: fn(&sip_msg::NameAddr<'_>) -> Value) -> Value {
     let na = if to { msg.to() } else { msg.from() };
     na.map_or(Value::Null, |n| part(&n))
 }
@@ -451,7 +445,10 @@ pub(crate) fn get(ctx: &mut Ctx<'_>, pv: &PvSpec) -> Value {
                     Value::Str(joined.join(","))
                 }
             } else {
-                ctx.avps.get(name, i.unwrap_or(0)).cloned().unwrap_or_default()
+                ctx.avps
+                    .get(name, i.unwrap_or(0))
+                    .cloned()
+                    .unwrap_or_default()
             }
         }
         PvKind::Module(m, inner) => (m.get)(ctx, inner.as_deref()),
@@ -489,7 +486,9 @@ fn rewrite_ruri(ctx: &mut Ctx<'_>, part: RuriPart, v: &Value) -> Result<(), Stri
                 None => scheme_end,
             };
             // Keep a password (`user:pw@`) when replacing only the user.
-            let pw = u.password.map(|p| format!(":{}", String::from_utf8_lossy(p)));
+            let pw = u
+                .password
+                .map(|p| format!(":{}", String::from_utf8_lossy(p)));
             let user = v.to_str();
             let userinfo = if user.is_empty() {
                 String::new()
@@ -500,7 +499,11 @@ fn rewrite_ruri(ctx: &mut Ctx<'_>, part: RuriPart, v: &Value) -> Result<(), Stri
                 "{}{}{}",
                 &ru[..scheme_end],
                 userinfo,
-                &ru[if u.user.is_some() { userinfo_end + 1 } else { scheme_end }..]
+                &ru[if u.user.is_some() {
+                    userinfo_end + 1
+                } else {
+                    scheme_end
+                }..]
             )
         }
         RuriPart::Host => {
@@ -512,13 +515,9 @@ fn rewrite_ruri(ctx: &mut Ctx<'_>, part: RuriPart, v: &Value) -> Result<(), Stri
         }
         RuriPart::Port => {
             let after_host = &ru[host_end..];
-            let port_len = if after_host.starts_with(':') {
-                1 + after_host[1..]
-                    .bytes()
-                    .take_while(u8::is_ascii_digit)
-                    .count()
-            } else {
-                0
+            let port_len = match after_host.strip_prefix(':') {
+                Some(rest) => 1 + rest.bytes().take_while(u8::is_ascii_digit).count(),
+                None => 0,
             };
             let port = v.to_int();
             let port_text = if v.is_null() || port == 0 {

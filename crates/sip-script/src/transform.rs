@@ -16,7 +16,10 @@ pub(crate) enum Trans {
     Lower,
     Upper,
     /// Field `index` (negative from the end) when split at `sep`.
-    Select { index: i64, sep: char },
+    Select {
+        index: i64,
+        sep: char,
+    },
     UriUser,
     UriHost,
 }
@@ -26,7 +29,10 @@ pub(crate) fn compile(t: &Transform, _env: &mut PvEnv) -> Result<Trans, String> 
         if t.args.is_empty() {
             Ok(tr)
         } else {
-            Err(format!("transformation `{{{}}}` takes no arguments", t.name))
+            Err(format!(
+                "transformation `{{{}}}` takes no arguments",
+                t.name
+            ))
         }
     };
     match t.name.as_str() {
@@ -38,7 +44,9 @@ pub(crate) fn compile(t: &Transform, _env: &mut PvEnv) -> Result<Trans, String> 
         "uri.host" => no_args(Trans::UriHost),
         "s.select" => {
             let [index, sep] = t.args.as_slice() else {
-                return Err("transformation `{s.select,index,separator}` needs two arguments".into());
+                return Err(
+                    "transformation `{s.select,index,separator}` needs two arguments".into(),
+                );
             };
             let index = index
                 .trim()
@@ -46,7 +54,9 @@ pub(crate) fn compile(t: &Transform, _env: &mut PvEnv) -> Result<Trans, String> 
                 .map_err(|_| format!("bad index `{index}` in `{{s.select}}`"))?;
             let mut chars = sep.chars();
             let (Some(sep), None) = (chars.next(), chars.next()) else {
-                return Err(format!("bad separator `{sep}` in `{{s.select}}`: one character"));
+                return Err(format!(
+                    "bad separator `{sep}` in `{{s.select}}`: one character"
+                ));
             };
             Ok(Trans::Select { index, sep })
         }
@@ -117,8 +127,14 @@ mod tests {
     fn string_transformations() {
         assert_eq!(apply(&tr("s.len", &[]), Value::str("abcd")), Value::Int(4));
         assert_eq!(apply(&tr("s.int", &[]), Value::str("42x")), Value::Int(42));
-        assert_eq!(apply(&tr("s.tolower", &[]), Value::str("AbC")), Value::str("abc"));
-        assert_eq!(apply(&tr("s.toupper", &[]), Value::str("AbC")), Value::str("ABC"));
+        assert_eq!(
+            apply(&tr("s.tolower", &[]), Value::str("AbC")),
+            Value::str("abc")
+        );
+        assert_eq!(
+            apply(&tr("s.toupper", &[]), Value::str("AbC")),
+            Value::str("ABC")
+        );
         let sel = tr("s.select", &["1", ","]);
         assert_eq!(apply(&sel, Value::str("a,b,c")), Value::str("b"));
         let last = tr("s.select", &["-1", ","]);
@@ -132,7 +148,10 @@ mod tests {
         let u = Value::str("sip:alice@example.com:5070;transport=udp");
         assert_eq!(apply(&tr("uri.user", &[]), u.clone()), Value::str("alice"));
         assert_eq!(apply(&tr("uri.host", &[]), u), Value::str("example.com"));
-        assert_eq!(apply(&tr("uri.user", &[]), Value::str("sip:h")), Value::Null);
+        assert_eq!(
+            apply(&tr("uri.user", &[]), Value::str("sip:h")),
+            Value::Null
+        );
     }
 
     #[test]

@@ -1,0 +1,602 @@
+//! The interpreter (spec §8.5, §8.6; K: src/core/action.c, src/core/rvalue.c).
+//!
+//! Return codes: a function's positive result is true, negative false, and **0 stops the
+//! script**; `route(X)` gives X's `return` value, and `return 0` inside X also stops the whole
+//! script [E20]. `$rc`/`$?` hold the last function or route result. `drop` stops the script
+//! and sets the drop flag. A `while` that runs more than [`Runtime::while_limit`] iterations or
+//! `route()` nesting deeper than [`Runtime::route_depth_limit`] stops the run with a
+//! [`RunError`] instead of hanging or overflowing the stack.
+
+use std::fmt;
+use std::net::IpAddr;
+
+use sip_msg::Uri;
+
+use crate::abi::{Ctx, ModChildInit, ModInit, RouteId};
+use crate::ast::{BinOp, CaseLabel, CastType, CoreKeyword, RouteKind, UnaryOp};
+use crate::compile::{CExpr, CStmt, MyselfOf, Script, kind_slot};
+use crate::runtime::Runtime;
+use crate::span::Span;
+use crate::value::Value;
+
+/// A run-time error: where and why. The script stops; the binary logs it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunError {
+    pub span: Span,
+    pub message: String,
+    /// `file:line:col: message` rendered against the script's sources.
+    pub location: String,
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.location)
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// How a script run ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The script ended (end of block, `exit`, `return`, a function returning 0, or `drop`
+    /// when `drop` is true). `ret` is the block's return value (1 unless `return N`).
+    Exit {
+        drop: bool,
+        ret: i32,
+    },
+    Error(RunError),
+}
+
+impl Outcome {
+    pub fn is_drop(&self) -> bool {
+        matches!(self, Outcome::Exit { drop: true, .. })
+    }
+}
+
+/// A module init failure.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InitError {
+    pub module: &'static str,
+    pub message: String,
+}
+
+impl fmt::Display for InitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "module `{}` failed to initialise: {}",
+            self.module, self.message
+        )
+    }
+}
+
+impl std::error::Error for InitError {}
+
+enum Flow {
+    Next,
+    Break,
+    Return(i32),
+}
+
+enum Stop {
+    Exit,
+    Error { span: Span, message: String },
+}
+
+type Res<T> = Result<T, Stop>;
+
+fn error<T>(span: Span, message: impl Into<String>) -> Res<T> {
+    Err(Stop::Error {
+        span,
+        message: message.into(),
+    })
+}
+
+impl Script {
+    /// A fresh per-process runtime for this script (`$var` store, module states).
+    pub fn new_runtime(&self) -> Runtime {
+        Runtime::new(&self.core)
+    }
+
+    /// Runs every loaded module's `init` in load order (before fork).
+    pub fn init_modules(&self, rt: &mut Runtime) -> Result<(), InitError> {
+        for m in &self.modules {
+            if let Some(init) = m.exports.init {
+                let mut mi = ModInit {
+                    module: m.exports,
+                    params: &m.params,
+                    core: &self.core,
+                    rt,
+                };
+                init(&mut mi).map_err(|message| InitError {
+                    module: m.exports.name,
+                    message,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs every loaded module's `child_init(rank)` (after fork, in each process).
+    pub fn child_init(&self, rt: &mut Runtime, rank: i32) -> Result<(), InitError> {
+        for m in &self.modules {
+            if let Some(ci) = m.exports.child_init {
+                let mut c = ModChildInit {
+                    module: m.exports,
+                    rt,
+                };
+                ci(&mut c, rank).map_err(|message| InitError {
+                    module: m.exports.name,
+                    message,
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `request_route` (a config without one does nothing: exit).
+    pub fn run_request(&self, ctx: &mut Ctx<'_>) -> Outcome {
+        ctx.route_kind = RouteKind::Request;
+        match self.route_id(RouteKind::Request, None) {
+            Some(id) => self.run_route(id, ctx),
+            None => Outcome::Exit {
+                drop: false,
+                ret: 1,
+            },
+        }
+    }
+
+    /// Runs a top-level block (`failure_route[X]` for tm, `reply_route`, ...). `ctx.route_kind`
+    /// becomes the block's kind unless it is a `route[X]`.
+    pub fn run_route(&self, id: RouteId, ctx: &mut Ctx<'_>) -> Outcome {
+        if id.kind != RouteKind::Route {
+            ctx.route_kind = id.kind;
+        }
+        let Some(route) = self.routes[kind_slot(id.kind)].get(id.index as usize) else {
+            return Outcome::Error(RunError {
+                span: Span::default(),
+                message: format!("no {} with id {}", id.kind.keyword(), id.index),
+                location: format!("no {} with id {}", id.kind.keyword(), id.index),
+            });
+        };
+        let res = self.exec_block(&route.body, ctx, 0);
+        match res {
+            Ok(Flow::Return(v)) => Outcome::Exit {
+                drop: ctx.drop,
+                ret: v,
+            },
+            Ok(Flow::Next | Flow::Break) => Outcome::Exit {
+                drop: ctx.drop,
+                ret: 1,
+            },
+            Err(Stop::Exit) => Outcome::Exit {
+                drop: ctx.drop,
+                ret: 0,
+            },
+            Err(Stop::Error { span, message }) => Outcome::Error(RunError {
+                location: format!(
+                    "{}:{}:{}: {message}",
+                    self.sources.name(span.file),
+                    span.line,
+                    span.col
+                ),
+                span,
+                message,
+            }),
+        }
+    }
+
+    /// Runs a top-level block by kind and name.
+    pub fn run_named(
+        &self,
+        kind: RouteKind,
+        name: Option<&str>,
+        ctx: &mut Ctx<'_>,
+    ) -> Option<Outcome> {
+        self.route_id(kind, name).map(|id| self.run_route(id, ctx))
+    }
+
+    fn exec_block(&self, body: &[CStmt], ctx: &mut Ctx<'_>, depth: u32) -> Res<Flow> {
+        for s in body {
+            match self.exec(s, ctx, depth)? {
+                Flow::Next => {}
+                other => return Ok(other),
+            }
+        }
+        Ok(Flow::Next)
+    }
+
+    fn exec(&self, s: &CStmt, ctx: &mut Ctx<'_>, depth: u32) -> Res<Flow> {
+        match s {
+            CStmt::If {
+                cond,
+                then_body,
+                else_body,
+            } => {
+                if self.eval(cond, ctx, depth)?.is_true() {
+                    self.exec_block(then_body, ctx, depth)
+                } else {
+                    self.exec_block(else_body, ctx, depth)
+                }
+            }
+            CStmt::While { cond, body, span } => {
+                let limit = ctx.rt.while_limit;
+                let mut n = 0u32;
+                while self.eval(cond, ctx, depth)?.is_true() {
+                    n += 1;
+                    if n > limit {
+                        return error(
+                            *span,
+                            format!("`while` loop stopped after {limit} iterations"),
+                        );
+                    }
+                    match self.exec_block(body, ctx, depth)? {
+                        Flow::Next => {}
+                        Flow::Break => break,
+                        ret @ Flow::Return(_) => return Ok(ret),
+                    }
+                }
+                Ok(Flow::Next)
+            }
+            CStmt::Switch { subject, cases } => {
+                let v = self.eval(subject, ctx, depth)?;
+                let start = cases
+                    .iter()
+                    .position(|(label, _)| case_matches(label, &v))
+                    .or_else(|| cases.iter().position(|(l, _)| *l == CaseLabel::Default));
+                if let Some(start) = start {
+                    for (_, body) in &cases[start..] {
+                        match self.exec_block(body, ctx, depth)? {
+                            Flow::Next => {}
+                            Flow::Break => break,
+                            ret @ Flow::Return(_) => return Ok(ret),
+                        }
+                    }
+                }
+                Ok(Flow::Next)
+            }
+            CStmt::Break => Ok(Flow::Break),
+            CStmt::Return(v) => {
+                let v = match v {
+                    Some(e) => self.eval(e, ctx, depth)?.to_int() as i32,
+                    None => 1,
+                };
+                Ok(Flow::Return(v))
+            }
+            CStmt::Exit => Err(Stop::Exit),
+            CStmt::Drop => {
+                ctx.drop = true;
+                Err(Stop::Exit)
+            }
+            CStmt::Assign {
+                target,
+                value,
+                span,
+            } => {
+                let v = self.eval(value, ctx, depth)?;
+                match ctx.pv_set(target, v) {
+                    Ok(()) => Ok(Flow::Next),
+                    Err(e) => error(*span, e),
+                }
+            }
+            CStmt::Expr(e) => {
+                self.eval(e, ctx, depth)?;
+                Ok(Flow::Next)
+            }
+            CStmt::Block(b) => self.exec_block(b, ctx, depth),
+        }
+    }
+
+    fn eval(&self, e: &CExpr, ctx: &mut Ctx<'_>, depth: u32) -> Res<Value> {
+        Ok(match e {
+            CExpr::Const(v) => v.clone(),
+            CExpr::Pv(p) => ctx.pv_get(p),
+            CExpr::Keyword(k) => keyword_value(*k, ctx),
+            CExpr::Call { f, args, .. } => {
+                let rc = (f.handler)(ctx, args);
+                ctx.rc = rc;
+                if rc == 0 {
+                    return Err(Stop::Exit);
+                }
+                Value::Int(i64::from(rc))
+            }
+            CExpr::RouteCall { index, span } => {
+                if depth >= ctx.rt.route_depth_limit {
+                    return error(
+                        *span,
+                        format!(
+                            "route recursion deeper than {} levels",
+                            ctx.rt.route_depth_limit
+                        ),
+                    );
+                }
+                let body = &self.routes[kind_slot(RouteKind::Route)][*index as usize].body;
+                let rc = match self.exec_block(body, ctx, depth + 1)? {
+                    Flow::Return(0) => {
+                        ctx.rc = 0;
+                        return Err(Stop::Exit);
+                    }
+                    Flow::Return(v) => v,
+                    Flow::Next | Flow::Break => 1,
+                };
+                ctx.rc = rc;
+                Value::Int(i64::from(rc))
+            }
+            CExpr::Unary { op, expr } => {
+                let v = self.eval(expr, ctx, depth)?;
+                Value::Int(match op {
+                    UnaryOp::Not => i64::from(!v.is_true()),
+                    UnaryOp::Neg => v.to_int().wrapping_neg(),
+                    UnaryOp::BitNot => !v.to_int(),
+                })
+            }
+            CExpr::Binary { op, lhs, rhs, span } => {
+                match op {
+                    BinOp::And => {
+                        let l = self.eval(lhs, ctx, depth)?.is_true();
+                        return Ok(Value::Int(i64::from(
+                            l && self.eval(rhs, ctx, depth)?.is_true(),
+                        )));
+                    }
+                    BinOp::Or => {
+                        let l = self.eval(lhs, ctx, depth)?.is_true();
+                        return Ok(Value::Int(i64::from(
+                            l || self.eval(rhs, ctx, depth)?.is_true(),
+                        )));
+                    }
+                    _ => {}
+                }
+                let l = self.eval(lhs, ctx, depth)?;
+                let r = self.eval(rhs, ctx, depth)?;
+                if *op == BinOp::Match {
+                    if l.is_null() {
+                        return Ok(Value::Int(0));
+                    }
+                    let re = match ctx.rt.dynamic_regex(&r.to_str()) {
+                        Ok(re) => re,
+                        Err(err) => return error(*span, format!("bad regular expression: {err}")),
+                    };
+                    return Ok(Value::Int(i64::from(re.is_match(&l.to_str()))));
+                }
+                binary(*op, &l, &r, *span)?
+            }
+            CExpr::Match { lhs, re } => {
+                let l = self.eval(lhs, ctx, depth)?;
+                Value::Int(i64::from(!l.is_null() && re.is_match(&l.to_str())))
+            }
+            CExpr::MethodEq { rhs, negate } => {
+                let m = keyword_value(CoreKeyword::Method, ctx);
+                let r = self.eval(rhs, ctx, depth)?;
+                let eq = !m.is_null() && m.to_str().eq_ignore_ascii_case(&r.to_str());
+                Value::Int(i64::from(eq != *negate))
+            }
+            CExpr::Myself { lhs, of, negate } => {
+                let v = self.eval(lhs, ctx, depth)?;
+                let mine = !v.is_null() && is_myself(ctx, &v.to_str(), *of);
+                Value::Int(i64::from(mine != *negate))
+            }
+            CExpr::InNet {
+                lhs,
+                addr,
+                prefix,
+                negate,
+            } => {
+                let v = self.eval(lhs, ctx, depth)?;
+                let inside = parse_ip(&v.to_str()).is_some_and(|ip| in_net(ip, *addr, *prefix));
+                Value::Int(i64::from(inside != *negate))
+            }
+            CExpr::Cast { to, expr } => {
+                let v = self.eval(expr, ctx, depth)?;
+                match to {
+                    CastType::Int => Value::Int(v.to_int()),
+                    CastType::Str => Value::Str(v.to_str().into_owned()),
+                }
+            }
+            CExpr::Defined(p) => Value::Int(i64::from(!ctx.pv_get(p).is_null())),
+            CExpr::Strlen(x) => {
+                let v = self.eval(x, ctx, depth)?;
+                Value::Int(v.to_str().len() as i64)
+            }
+            CExpr::Strempty(x) => {
+                let v = self.eval(x, ctx, depth)?;
+                Value::Int(i64::from(v.to_str().is_empty()))
+            }
+        })
+    }
+}
+
+fn case_matches(label: &CaseLabel, v: &Value) -> bool {
+    match label {
+        CaseLabel::Int(i) => match v {
+            Value::Int(n) => n == i,
+            Value::Str(s) => s.trim().parse::<i64>().ok() == Some(*i),
+            Value::Null => false,
+        },
+        CaseLabel::Str(s) => !v.is_null() && v.to_str() == s.as_str(),
+        CaseLabel::Default => false,
+    }
+}
+
+/// `==`: the left operand's type decides (K: rvalue.c `RVE_EQ_OP`); a null left takes the
+/// right side's type; an int never equals null.
+fn equal(l: &Value, r: &Value) -> bool {
+    match (l, r) {
+        (Value::Null, Value::Null) => true,
+        (Value::Null, Value::Int(b)) => *b == 0,
+        (Value::Null, Value::Str(s)) => s.is_empty(),
+        (Value::Int(_), Value::Null) | (Value::Str(_), Value::Null) => false,
+        (Value::Int(a), r) => *a == r.to_int(),
+        (Value::Str(a), r) => a.as_str() == r.to_str(),
+    }
+}
+
+fn binary(op: BinOp, l: &Value, r: &Value, span: Span) -> Res<Value> {
+    let b = |x: bool| Ok(Value::Int(i64::from(x)));
+    let (a, c) = (l.to_int(), r.to_int());
+    match op {
+        BinOp::Eq => b(equal(l, r)),
+        BinOp::Ne => b(!equal(l, r)),
+        BinOp::StrEq => b(l.to_str() == r.to_str()),
+        BinOp::StrNe => b(l.to_str() != r.to_str()),
+        BinOp::IntEq => b(a == c),
+        BinOp::IntNe => b(a != c),
+        BinOp::Lt => b(a < c),
+        BinOp::Le => b(a <= c),
+        BinOp::Gt => b(a > c),
+        BinOp::Ge => b(a >= c),
+        BinOp::Add => Ok(match (l, r) {
+            (Value::Str(s), r) => {
+                let mut out = s.clone();
+                out.push_str(&r.to_str());
+                Value::Str(out)
+            }
+            (Value::Null, Value::Str(s)) => Value::Str(s.clone()),
+            _ => Value::Int(a.wrapping_add(c)),
+        }),
+        BinOp::Sub => Ok(Value::Int(a.wrapping_sub(c))),
+        BinOp::Mul => Ok(Value::Int(a.wrapping_mul(c))),
+        BinOp::Div | BinOp::Mod if c == 0 => error(span, "division by zero"),
+        BinOp::Div => Ok(Value::Int(a.wrapping_div(c))),
+        BinOp::Mod => Ok(Value::Int(a.wrapping_rem(c))),
+        BinOp::BitOr => Ok(Value::Int(a | c)),
+        BinOp::BitAnd => Ok(Value::Int(a & c)),
+        BinOp::BitXor => Ok(Value::Int(a ^ c)),
+        BinOp::Shl => Ok(Value::Int(a.wrapping_shl(c as u32))),
+        BinOp::Shr => Ok(Value::Int(a.wrapping_shr(c as u32))),
+        // Evaluated by the caller (short-circuit, regex cache).
+        BinOp::And | BinOp::Or | BinOp::Match => b(false),
+    }
+}
+
+fn keyword_value(k: CoreKeyword, ctx: &mut Ctx<'_>) -> Value {
+    let msg = ctx.msg;
+    match k {
+        CoreKeyword::Method => {
+            if msg.is_request() {
+                Value::opt_bytes(msg.method_bytes())
+            } else {
+                msg.cseq()
+                    .map_or(Value::Null, |c| Value::from_bytes(c.method))
+            }
+        }
+        CoreKeyword::Uri => {
+            if msg.is_request() {
+                Value::Str(ctx.ruri().into_owned())
+            } else {
+                Value::Null
+            }
+        }
+        CoreKeyword::FromUri => msg
+            .from()
+            .map_or(Value::Null, |n| Value::from_bytes(n.uri.raw)),
+        CoreKeyword::ToUri => msg
+            .to()
+            .map_or(Value::Null, |n| Value::from_bytes(n.uri.raw)),
+        CoreKeyword::SrcIp => Value::Str(ctx.src.addr.ip().to_string()),
+        CoreKeyword::SrcPort => Value::Int(i64::from(ctx.src.addr.port())),
+        CoreKeyword::DstIp => Value::Str(ctx.src.local.addr.ip().to_string()),
+        CoreKeyword::DstPort => Value::Int(i64::from(ctx.src.local.addr.port())),
+        CoreKeyword::Proto => Value::str(crate::pvar::proto_name(ctx.src.proto)),
+        CoreKeyword::Af => Value::Int(if ctx.src.addr.is_ipv4() { 4 } else { 6 }),
+        CoreKeyword::Status => msg
+            .status_code()
+            .map_or(Value::Null, |c| Value::Str(c.to_string())),
+        CoreKeyword::MsgLen => Value::Int(msg.as_bytes().len() as i64),
+        CoreKeyword::RetCode => Value::Int(i64::from(ctx.rc)),
+        // Rejected by the compiler outside comparisons.
+        CoreKeyword::Myself => Value::Null,
+    }
+}
+
+fn parse_ip(s: &str) -> Option<IpAddr> {
+    let t = s.trim();
+    let t = t
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(t);
+    t.parse().ok()
+}
+
+fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(prefix.min(32)))
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if prefix == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(prefix.min(128)))
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+fn host_matches(local: &str, host: &str) -> bool {
+    match (parse_ip(local), parse_ip(host)) {
+        (Some(a), Some(b)) => a == b,
+        _ => local.eq_ignore_ascii_case(host),
+    }
+}
+
+/// Kamailio's `check_self`: the host (and port, 5060 when absent; any port for an alias
+/// without one) is one of ours.
+fn is_myself(ctx: &Ctx<'_>, text: &str, of: MyselfOf) -> bool {
+    let locals = ctx.host.local_addrs();
+    match of {
+        MyselfOf::Ip => parse_ip(text).is_some_and(|ip| {
+            locals
+                .iter()
+                .any(|l| parse_ip(&l.host).is_some_and(|a| a == ip))
+        }),
+        MyselfOf::Uri => {
+            let (host, port) = match Uri::parse(text.trim().as_bytes()) {
+                Ok(u) if !u.host_raw.is_empty() => (
+                    String::from_utf8_lossy(u.host_raw).into_owned(),
+                    u.port.unwrap_or(if u.scheme == sip_msg::Scheme::Sips {
+                        5061
+                    } else {
+                        5060
+                    }),
+                ),
+                // A bare host (`$rd == myself`).
+                _ => (text.trim().to_string(), 5060),
+            };
+            locals
+                .iter()
+                .any(|l| host_matches(&l.host, &host) && l.port.is_none_or(|p| p == port))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equality_follows_the_left_operand() {
+        assert!(equal(&Value::str("10"), &Value::Int(10)));
+        assert!(equal(&Value::Int(10), &Value::str("10")));
+        assert!(!equal(&Value::Int(0), &Value::Null));
+        assert!(equal(&Value::Null, &Value::Null));
+        assert!(!equal(&Value::Null, &Value::str("x")));
+    }
+
+    #[test]
+    fn networks() {
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert!(in_net(ip("10.1.2.3"), ip("10.0.0.0"), 8));
+        assert!(!in_net(ip("11.1.2.3"), ip("10.0.0.0"), 8));
+        assert!(in_net(ip("1.2.3.4"), ip("1.2.3.4"), 32));
+        assert!(in_net(ip("::1"), ip("::1"), 128));
+        assert!(!in_net(ip("::1"), ip("1.2.3.4"), 0));
+    }
+}
