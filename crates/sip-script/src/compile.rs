@@ -45,6 +45,19 @@ pub fn build_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
     regex::Regex::new(pattern)
 }
 
+/// A one-line reason for a regex error (the crate's message spans several lines with its own
+/// caret; the diagnostic already points at the pattern).
+pub(crate) fn regex_error_text(e: &regex::Error) -> String {
+    let text = e.to_string();
+    text.lines()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("error: "))
+        .map_or_else(
+            || text.lines().next().unwrap_or_default().to_string(),
+            str::to_string,
+        )
+}
+
 /// The module every config has without `loadmodule`.
 pub const CORE_MODULE: &str = "core";
 
@@ -652,7 +665,10 @@ impl Compiler<'_> {
                     re,
                 }),
                 Err(e) => {
-                    self.err(rhs.span, format!("bad regular expression: {e}"));
+                    self.err(
+                        rhs.span,
+                        format!("bad regular expression: {}", regex_error_text(&e)),
+                    );
                     None
                 }
             };
@@ -804,9 +820,13 @@ impl Compiler<'_> {
                 )),
             },
             ArgKind::Regex => match &a.kind {
-                ExprKind::Str(s) => build_regex(&s.value)
-                    .map(Arg::Regex)
-                    .map_err(|e| format!("{}: bad regular expression: {e}", desc())),
+                ExprKind::Str(s) => build_regex(&s.value).map(Arg::Regex).map_err(|e| {
+                    format!(
+                        "{}: bad regular expression: {}",
+                        desc(),
+                        regex_error_text(&e)
+                    )
+                }),
                 _ => Err(format!(
                     "{}: expected a constant regular expression",
                     desc()

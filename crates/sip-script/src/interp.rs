@@ -355,7 +355,15 @@ impl Script {
                     }
                     let re = match ctx.rt.dynamic_regex(&r.to_str()) {
                         Ok(re) => re,
-                        Err(err) => return error(*span, format!("bad regular expression: {err}")),
+                        Err(err) => {
+                            return error(
+                                *span,
+                                format!(
+                                    "bad regular expression: {}",
+                                    crate::compile::regex_error_text(&err)
+                                ),
+                            );
+                        }
                     };
                     return Ok(Value::Int(i64::from(re.is_match(&l.to_str()))));
                 }
