@@ -126,7 +126,7 @@ pub trait MessageHandler {
 
 /// Builds the handler of a worker for one socket (called in the child after fork).
 pub type HandlerFactory<'a> =
-    dyn Fn(&ChildEnv, &UdpSocket, &ListenSpec) -> Box<dyn MessageHandler> + 'a;
+    dyn Fn(&ChildEnv, &UdpSocket, &ListenSpec, &'static Shared) -> Box<dyn MessageHandler> + 'a;
 
 /// What `run` needs beyond the CLI: the loaded cfg's core parameters and the per-message logic.
 pub struct Startup<'a> {
@@ -340,7 +340,7 @@ fn child_main(
             let (Some(sock), Some(spec)) = (sockets.get(socket), listen.get(socket)) else {
                 exit_now(1)
             };
-            let mut h = handler(env, sock, spec);
+            let mut h = handler(env, sock, spec, shared);
             let mut buf = vec![0u8; 65535];
             loop {
                 match sock.recv_from(&mut buf) {

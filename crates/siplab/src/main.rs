@@ -3,18 +3,249 @@
 mod app;
 mod cli;
 mod ctl;
+mod host;
 mod log;
 mod net;
 mod supervisor;
+mod worker;
 
 use clap::Parser;
+use cli::{Cli, Command};
+use net::ListenSpec;
+use sip_script::abi::{LocalAddr, LocalSocket};
+use sip_script::ast::{Host, Proto};
+use sip_script::{Config, FsLoader, Runtime, Script};
+use std::cell::RefCell;
+use std::process::ExitCode;
+use std::time::Instant;
 
-fn main() {
-    let cli = cli::Cli::parse();
+fn main() -> ExitCode {
+    let cli = Cli::parse();
     if cli.version {
         println!("siplab {}", env!("CARGO_PKG_VERSION"));
-        return;
+        return ExitCode::SUCCESS;
     }
-    eprintln!("siplab: the proxy is not built yet (it arrives with the process-model issue)");
-    std::process::exit(2);
+    if let Some(Command::Ctl {
+        socket,
+        method,
+        params,
+    }) = &cli.command
+    {
+        return ctl_client(&cli, socket.as_deref(), method, params);
+    }
+    let (cfg, script) = match load_cfg(&cli) {
+        Ok(c) => c,
+        Err(text) => {
+            eprint!("{text}");
+            return ExitCode::from(1);
+        }
+    };
+    if !cfg.warnings.is_empty() {
+        eprint!("{}", cfg.render(&cfg.warnings));
+    }
+    let listen = match listen_specs(&cli, &cfg) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    if cli.check {
+        eprintln!("config file ok, exiting...");
+        return ExitCode::SUCCESS;
+    }
+    let core = &cfg.core;
+    // Module init runs once, before fork; every child starts from a copy of this runtime.
+    let script: &'static Script = Box::leak(Box::new(script));
+    let mut rt = script.new_runtime();
+    if let Err(e) = script.init_modules(&mut rt) {
+        eprintln!("ERROR: module {} init failed: {}", e.module, e.message);
+        return ExitCode::from(1);
+    }
+    let pre_fork_rt = RefCell::new(Some(rt));
+    let epoch = Instant::now();
+    let locals = local_addrs(&listen, &core.aliases);
+    let handler: &app::HandlerFactory<'_> = &|env, sock, spec, shared| {
+        let mut rt = pre_fork_rt
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| script.new_runtime());
+        if let Err(e) = script.child_init(&mut rt, env.rank) {
+            log!(
+                log::Level::Crit,
+                "core",
+                "module {} child_init failed: {}",
+                e.module,
+                e.message
+            );
+            sip_shm::os::exit_now(1);
+        }
+        let socket = match sock.try_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                log!(
+                    log::Level::Crit,
+                    "core",
+                    "cannot clone the listen socket: {e}"
+                );
+                sip_shm::os::exit_now(1)
+            }
+        };
+        let host = host::WorkerHost::new(socket, locals.clone(), epoch, env.rank);
+        let local = LocalSocket {
+            addr: spec.addr,
+            proto: Proto::Udp,
+            advertise: spec.advertise.clone(),
+        };
+        Box::new(worker::Worker::new(script, rt, host, local, shared, env))
+    };
+    let start = app::Startup {
+        listen,
+        children: cli.children.unwrap_or(core.children),
+        debug: cli.debug.unwrap_or(core.debug.clamp(-5, 10) as i32),
+        log_stderr: cli.log_stderr || core.log_stderror,
+        log_facility: log::facility_number(&core.log_facility),
+        worker_exit: match core.worker_exit {
+            sip_script::core_params::WorkerExit::Respawn => supervisor::WorkerExit::Respawn,
+            sip_script::core_params::WorkerExit::Shutdown => supervisor::WorkerExit::Shutdown,
+        },
+        handler,
+        rpc: Vec::new(),
+    };
+    ExitCode::from(app::run(&cli, start).clamp(0, 255) as u8)
+}
+
+/// Loads, checks and compiles the cfg; every problem is rendered with file:line:col.
+fn load_cfg(cli: &Cli) -> Result<(Config, Script), String> {
+    let mut cfg =
+        sip_script::load(&cli.cfg, &cli.define_pairs(), &FsLoader).map_err(|e| e.render())?;
+    if let Some(d) = &cli.dialect {
+        cfg.core.dialect = match d.as_str() {
+            "kamailio" => sip_script::Dialect::Kamailio,
+            "opensips" => sip_script::Dialect::Opensips,
+            other => {
+                return Err(format!(
+                    "ERROR: --dialect {other}: expected kamailio or opensips\n"
+                ));
+            }
+        };
+    }
+    let script =
+        sip_script::compile(&cfg, sip_modules::all_modules()).map_err(|d| cfg.render(&d))?;
+    Ok((cfg, script))
+}
+
+/// Every listen address (and alias) is `myself`.
+fn local_addrs(listen: &[ListenSpec], aliases: &[String]) -> Vec<LocalAddr> {
+    let mut out: Vec<LocalAddr> = listen
+        .iter()
+        .flat_map(|l| {
+            let own = LocalAddr {
+                host: l.addr.ip().to_string(),
+                port: Some(l.addr.port()),
+                proto: Proto::Udp,
+            };
+            let adv = l.advertise.as_ref().map(|(h, p)| LocalAddr {
+                host: h.trim_start_matches('[').trim_end_matches(']').to_string(),
+                port: Some(*p),
+                proto: Proto::Udp,
+            });
+            std::iter::once(own).chain(adv)
+        })
+        .collect();
+    for a in aliases {
+        let (host, port) = match a.rsplit_once(':') {
+            Some((h, p)) if p.parse::<u16>().is_ok() && !h.ends_with(':') => {
+                (h.to_string(), p.parse().ok())
+            }
+            _ => (a.clone(), None),
+        };
+        out.push(LocalAddr {
+            host,
+            port,
+            proto: Proto::Udp,
+        });
+    }
+    out
+}
+
+/// `-l` replaces the cfg's listen lines; non-UDP listeners are skipped with a warning.
+fn listen_specs(cli: &Cli, cfg: &Config) -> Result<Vec<ListenSpec>, String> {
+    if !cli.listen.is_empty() {
+        return cli
+            .listen
+            .iter()
+            .map(|l| ListenSpec::parse(l).map_err(|e| e.to_string()))
+            .collect();
+    }
+    let mut out = Vec::new();
+    for l in &cfg.core.listen {
+        if l.proto != Proto::Udp {
+            eprintln!(
+                "WARNING: listen {:?} {} skipped: siplab serves UDP only",
+                l.proto, l.host
+            );
+            continue;
+        }
+        let Host::Ip(ip) = &l.host else {
+            return Err(format!(
+                "listen `{}`: siplab needs an IP address, not a host name",
+                l.host
+            ));
+        };
+        let port = l.port.or(cfg.core.port).unwrap_or(5060);
+        let advertise = l
+            .advertise
+            .as_ref()
+            .map(|(h, p)| (h.to_string(), p.unwrap_or(port)));
+        out.push(ListenSpec {
+            addr: std::net::SocketAddr::new(*ip, port),
+            advertise,
+        });
+    }
+    if out.is_empty() {
+        let port = cfg.core.port.unwrap_or(5060);
+        out.push(ListenSpec {
+            addr: std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            advertise: None,
+        });
+    }
+    Ok(out)
+}
+
+fn ctl_client(
+    cli: &Cli,
+    socket: Option<&std::path::Path>,
+    method: &str,
+    params: &[String],
+) -> ExitCode {
+    let path = socket
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(|| app::ctl_socket_path(cli.run_dir.as_deref()));
+    match ctl::call(&path, method, ctl::cli_params(params)) {
+        Ok(resp) => {
+            if let Some(err) = resp.get("error") {
+                eprintln!(
+                    "error: {}",
+                    err.get("message")
+                        .and_then(|m| m.as_str())
+                        .unwrap_or("unknown error")
+                );
+                return ExitCode::from(1);
+            }
+            let result = resp
+                .get("result")
+                .cloned()
+                .unwrap_or(serde_json::Value::Null);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&result).unwrap_or_default()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: cannot reach {}: {e}", path.display());
+            ExitCode::from(1)
+        }
+    }
 }

@@ -1,0 +1,190 @@
+//! What a worker does with one datagram, as Kamailio's `receive_msg`: parse; a broken
+//! request gets the status its error carries (statelessly) or is dropped and counted; a
+//! request runs `request_route`; a reply runs the core `reply_route` (if any) and is
+//! forwarded statelessly along its second Via.
+
+use crate::app::{ChildEnv, MessageHandler, Shared};
+use crate::host::WorkerHost;
+use crate::log::Level;
+use sip_msg::Message;
+use sip_script::abi::{Ctx, Host, LocalSocket, Proto, Source};
+use sip_script::{Outcome, RouteKind, Runtime, Script};
+use std::net::SocketAddr;
+
+pub struct Worker {
+    script: &'static Script,
+    rt: Runtime,
+    host: WorkerHost,
+    local: LocalSocket,
+    shared: &'static Shared,
+    /// This process's row in the counters and process table.
+    index: usize,
+    has_reply_route: bool,
+}
+
+impl Worker {
+    pub fn new(
+        script: &'static Script,
+        rt: Runtime,
+        host: WorkerHost,
+        local: LocalSocket,
+        shared: &'static Shared,
+        env: &ChildEnv,
+    ) -> Worker {
+        let has_reply_route = script.route_id(RouteKind::Reply, None).is_some();
+        Worker {
+            script,
+            rt,
+            host,
+            local,
+            shared,
+            index: env.index,
+            has_reply_route,
+        }
+    }
+
+    fn count(&self, id: sip_shm::CounterId) {
+        let _ = self.shared.counters.inc(self.index, id);
+    }
+
+    fn source(&self, src: SocketAddr) -> Source {
+        Source {
+            addr: src,
+            proto: Proto::Udp,
+            local: self.local.clone(),
+        }
+    }
+
+    /// A request that cannot be routed: answer with its error's status when the headers a
+    /// reply needs are usable, else drop. Both are counted as `err_requests`.
+    fn reject(&mut self, msg: &Message, status: u16, why: &str, src: SocketAddr) {
+        self.count(self.shared.stats.err_requests);
+        match sip_modules::core::error_reply(msg, status) {
+            Some(bytes) => {
+                crate::log!(
+                    Level::Info,
+                    "core",
+                    "bad request from {src}: {why}; replying {status}"
+                );
+                if self.host.send(Proto::Udp, src, &bytes).is_ok() {
+                    self.count(self.shared.stats.sent_replies);
+                }
+            }
+            None => crate::log!(
+                Level::Info,
+                "core",
+                "bad request from {src}: {why}; dropped"
+            ),
+        }
+    }
+
+    fn handle_request(&mut self, msg: &Message, src: SocketAddr) {
+        self.count(self.shared.stats.rcv_requests);
+        if let Err(e) = msg.validate() {
+            self.reject(msg, e.status(), &e.to_string(), src);
+            return;
+        }
+        let source = self.source(src);
+        let mut ctx = Ctx::new(
+            &mut self.rt,
+            &mut self.host,
+            msg,
+            source,
+            RouteKind::Request,
+        );
+        let outcome = self.script.run_request(&mut ctx);
+        if let Outcome::Error(e) = outcome {
+            crate::log!(Level::Err, "core", "request_route failed: {e}");
+        }
+    }
+
+    fn handle_reply(&mut self, msg: &Message, src: SocketAddr) {
+        self.count(self.shared.stats.rcv_replies);
+        if self.has_reply_route {
+            let source = self.source(src);
+            let mut ctx = Ctx::new(&mut self.rt, &mut self.host, msg, source, RouteKind::Reply);
+            let outcome = self.script.run_named(RouteKind::Reply, None, &mut ctx);
+            match outcome {
+                Some(Outcome::Exit { drop: true, .. }) | Some(Outcome::Exit { ret: 0, .. }) => {
+                    self.count(self.shared.stats.drop_replies);
+                    return;
+                }
+                Some(Outcome::Error(e)) => {
+                    crate::log!(Level::Err, "core", "reply_route failed: {e}")
+                }
+                _ => {}
+            }
+        }
+        match sip_modules::core::forward_reply(msg) {
+            Ok((host, port, bytes)) => {
+                let Some(dst) = self.resolve(&host, port) else {
+                    self.count(self.shared.stats.drop_replies);
+                    crate::log!(
+                        Level::Info,
+                        "core",
+                        "reply for {host}:{port} dropped: cannot resolve"
+                    );
+                    return;
+                };
+                match self.host.send(Proto::Udp, dst, &bytes) {
+                    Ok(()) => self.count(self.shared.stats.fwd_replies),
+                    Err(e) => {
+                        self.count(self.shared.stats.drop_replies);
+                        crate::log!(Level::Info, "core", "reply not forwarded: {e}");
+                    }
+                }
+            }
+            Err(e) => {
+                self.count(self.shared.stats.drop_replies);
+                crate::log!(Level::Dbg, "core", "reply from {src} dropped: {e}");
+            }
+        }
+    }
+
+    fn resolve(&mut self, host: &str, port: u16) -> Option<SocketAddr> {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        if let Ok(ip) = bare.parse() {
+            return Some(SocketAddr::new(ip, port));
+        }
+        self.host
+            .resolve(bare)
+            .into_iter()
+            .next()
+            .map(|ip| SocketAddr::new(ip, port))
+    }
+}
+
+impl MessageHandler for Worker {
+    fn handle(&mut self, data: &[u8], src: SocketAddr) {
+        // A datagram of only CRLFs is a keepalive (RFC 5626); nothing to answer.
+        if data
+            .iter()
+            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
+        {
+            return;
+        }
+        match Message::parse(data.to_vec()) {
+            Ok(msg) if msg.is_request() => self.handle_request(&msg, src),
+            Ok(msg) => self.handle_reply(&msg, src),
+            Err(e) => match e.partial() {
+                Some(partial) if partial.is_request() => {
+                    self.count(self.shared.stats.rcv_requests);
+                    self.reject(partial, e.status(), &e.error.to_string(), src);
+                }
+                Some(_) => {
+                    self.count(self.shared.stats.err_replies);
+                    self.count(self.shared.stats.drop_replies);
+                }
+                None => {
+                    self.count(self.shared.stats.err_requests);
+                    crate::log!(
+                        Level::Dbg,
+                        "core",
+                        "unparsable datagram from {src} dropped: {}",
+                        e.error
+                    );
+                }
+            },
+        }
+    }
+}
