@@ -12,11 +12,13 @@
 
 use sip_script::abi::ModuleExports;
 
+pub mod cfg_rpc;
 pub mod cfgutils;
 pub mod core;
 pub mod corex;
 pub mod ctl;
 pub mod jsonrpcs;
+pub mod kex;
 pub mod maxfwd;
 pub mod pv;
 pub mod rr;
@@ -31,7 +33,7 @@ mod util;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-static ALL: [&ModuleExports; 13] = [
+static ALL: [&ModuleExports; 15] = [
     &core::MODULE,
     &sl::MODULE,
     &textops::MODULE,
@@ -45,6 +47,8 @@ static ALL: [&ModuleExports; 13] = [
     &sanity::MODULE,
     &ctl::MODULE,
     &jsonrpcs::MODULE,
+    &kex::MODULE,
+    &cfg_rpc::MODULE,
 ];
 
 /// Every module this crate provides, `core` first.
@@ -55,7 +59,7 @@ pub fn all_modules() -> &'static [&'static ModuleExports] {
 /// The module names `loadmodule "NAME.so"` accepts from this crate.
 pub const LOADABLE: &[&str] = &[
     "sl", "textops", "siputils", "maxfwd", "pv", "xlog", "cfgutils", "corex", "rr", "sanity",
-    "ctl", "jsonrpcs",
+    "ctl", "jsonrpcs", "kex", "cfg_rpc",
 ];
 
 /// The export table of a module by its `loadmodule` name (`core` included).

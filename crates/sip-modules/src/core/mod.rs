@@ -36,7 +36,7 @@ const fn f(
     }
 }
 
-static FUNCTIONS: [FunctionExport; 24] = [
+static FUNCTIONS: [FunctionExport; 29] = [
     f(
         "forward",
         &[],
@@ -111,6 +111,16 @@ static FUNCTIONS: [FunctionExport; 24] = [
     f("seturi", &[ArgKind::Format], REQ_FAIL_BRANCH, w_rewriteuri),
     f("revert_uri", &[], REQ_FAIL_BRANCH, w_revert_uri),
     f("resetdsturi", &[], REQ_FAIL_BRANCH, w_resetdsturi),
+    f("resetduri", &[], REQ_FAIL_BRANCH, w_resetdsturi),
+    f(
+        "setdsturi",
+        &[ArgKind::Format],
+        REQ_FAIL_BRANCH,
+        w_setdsturi,
+    ),
+    f("setduri", &[ArgKind::Format], REQ_FAIL_BRANCH, w_setdsturi),
+    f("isdsturiset", &[], REQ_FAIL_BRANCH, w_isdsturiset),
+    f("isduriset", &[], REQ_FAIL_BRANCH, w_isdsturiset),
 ];
 
 /// The always-loaded core pseudo-module.
@@ -462,6 +472,26 @@ fn w_revert_uri(ctx: &mut Ctx<'_>, _args: &[Arg]) -> i32 {
 fn w_resetdsturi(ctx: &mut Ctx<'_>, _args: &[Arg]) -> i32 {
     ctx.dst_uri = None;
     1
+}
+
+/// `setdsturi(uri)`: sets `$du` (must parse).
+fn w_setdsturi(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
+    let Some(a) = args.first() else { return -1 };
+    let uri = ctx.arg_str(a).trim().to_string();
+    if Uri::parse(uri.as_bytes()).is_err() {
+        ctx.log(
+            LogLevel::Err,
+            "core",
+            &format!("setdsturi: bad URI `{uri}`"),
+        );
+        return -1;
+    }
+    ctx.dst_uri = Some(uri);
+    1
+}
+
+fn w_isdsturiset(ctx: &mut Ctx<'_>, _args: &[Arg]) -> i32 {
+    truth(ctx.dst_uri.is_some())
 }
 
 #[cfg(test)]

@@ -212,3 +212,18 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n
     assert_eq!(host.sent[0].dst, SocketAddr::from(([192, 0, 2, 10], 5091)));
     assert_eq!(via_lines(&out).len(), 1);
 }
+
+#[test]
+fn dst_uri_actions() {
+    let msg = parse(INVITE);
+    let (mut rt, mut host) = (runtime(0), TestHost::new());
+    with_ctx(&mut rt, &mut host, &msg, |ctx| {
+        assert_eq!(w_isdsturiset(ctx, &[]), -1);
+        assert_eq!(w_setdsturi(ctx, &[fmt("sip:10.0.0.7:5070")]), 1);
+        assert_eq!(ctx.dst_uri.as_deref(), Some("sip:10.0.0.7:5070"));
+        assert_eq!(w_isdsturiset(ctx, &[]), 1);
+        assert_eq!(w_setdsturi(ctx, &[fmt("bad uri")]), -1);
+        assert_eq!(w_resetdsturi(ctx, &[]), 1);
+        assert_eq!(w_isdsturiset(ctx, &[]), -1);
+    });
+}
