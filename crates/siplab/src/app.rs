@@ -64,7 +64,6 @@ pub struct ChildEnv {
     pub index: usize,
     pub rank: i32,
     pub role: Role,
-    pub description: String,
 }
 
 pub fn now_unix() -> u64 {
@@ -128,6 +127,9 @@ pub trait MessageHandler {
 pub type HandlerFactory<'a> =
     dyn Fn(&ChildEnv, &UdpSocket, &ListenSpec, &'static Shared) -> Box<dyn MessageHandler> + 'a;
 
+/// A ctl method added by the caller (module RPC exports).
+pub type ExtraRpc<'a> = Box<dyn Fn(&Shared, &[Value]) -> Result<Value, RpcError> + 'a>;
+
 /// What `run` needs beyond the CLI: the loaded cfg's core parameters and the per-message logic.
 pub struct Startup<'a> {
     pub listen: Vec<ListenSpec>,
@@ -138,10 +140,7 @@ pub struct Startup<'a> {
     pub worker_exit: WorkerExit,
     pub handler: &'a HandlerFactory<'a>,
     /// Extra ctl methods from modules.
-    pub rpc: Vec<(
-        String,
-        Box<dyn Fn(&Shared, &[Value]) -> Result<Value, RpcError>>,
-    )>,
+    pub rpc: Vec<(String, ExtraRpc<'a>)>,
 }
 
 /// Runs the proxy until SIGTERM/SIGINT; returns the process exit code.
@@ -239,7 +238,6 @@ pub fn run(cli: &Cli, start: Startup<'_>) -> i32 {
                     index: index_of(slot, &slot_list),
                     rank: slot.rank,
                     role: slot.role.clone(),
-                    description: slot.description.clone(),
                 };
                 child_main(
                     &env,
@@ -319,7 +317,7 @@ fn child_main(
     sockets: &[UdpSocket],
     listen: &[ListenSpec],
     ctl: &UnixListener,
-    rpc: &RpcRegistry,
+    rpc: &RpcRegistry<'_>,
     handler: &HandlerFactory<'_>,
     (debug, to_stderr, facility): (i32, bool, u8),
 ) -> ! {

@@ -16,26 +16,17 @@ pub struct RpcError {
     pub message: String,
 }
 
-impl RpcError {
-    pub fn invalid_params(msg: impl Into<String>) -> RpcError {
-        RpcError {
-            code: -32602,
-            message: msg.into(),
-        }
-    }
-}
-
 pub type RpcResult = Result<Value, RpcError>;
-type Method = Box<dyn Fn(&[Value]) -> RpcResult>;
+type Method<'a> = Box<dyn Fn(&[Value]) -> RpcResult + 'a>;
 
 /// Method table of the ctl process; filled before the ctl process starts serving.
 #[derive(Default)]
-pub struct RpcRegistry {
-    methods: BTreeMap<String, Method>,
+pub struct RpcRegistry<'a> {
+    methods: BTreeMap<String, Method<'a>>,
 }
 
-impl RpcRegistry {
-    pub fn register(&mut self, name: &str, f: impl Fn(&[Value]) -> RpcResult + 'static) {
+impl<'a> RpcRegistry<'a> {
+    pub fn register(&mut self, name: &str, f: impl Fn(&[Value]) -> RpcResult + 'a) {
         self.methods.insert(name.to_string(), Box::new(f));
     }
 
@@ -122,10 +113,15 @@ pub fn call(socket: &Path, method: &str, params: Vec<Value>) -> std::io::Result<
 mod tests {
     use super::*;
 
-    fn registry() -> RpcRegistry {
+    fn registry() -> RpcRegistry<'static> {
         let mut r = RpcRegistry::default();
         r.register("core.echo", |p| Ok(json!(p)));
-        r.register("core.fail", |_| Err(RpcError::invalid_params("nope")));
+        r.register("core.fail", |_| {
+            Err(RpcError {
+                code: -32602,
+                message: "nope".into(),
+            })
+        });
         r
     }
 

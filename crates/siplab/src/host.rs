@@ -1,6 +1,7 @@
 //! The real [`Host`]: every effect the pure script runtime and modules may have, done with
 //! the worker's inherited UDP socket, the process logger, the monotonic clock and a sleep.
 
+use crate::app::Shared;
 use crate::log::{self, Level};
 use sip_script::abi::{Host, LocalAddr, LogLevel, Millis, Proto, SendError};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
@@ -14,10 +15,20 @@ pub struct WorkerHost {
     rng: u64,
     pid: u32,
     rank: i32,
+    shared: &'static Shared,
+    /// This process's counter row.
+    index: usize,
 }
 
 impl WorkerHost {
-    pub fn new(socket: UdpSocket, locals: Vec<LocalAddr>, epoch: Instant, rank: i32) -> WorkerHost {
+    pub fn new(
+        socket: UdpSocket,
+        locals: Vec<LocalAddr>,
+        epoch: Instant,
+        rank: i32,
+        shared: &'static Shared,
+        index: usize,
+    ) -> WorkerHost {
         let pid = std::process::id();
         // Seed differs per process and per start; quality needs are tags and branch randomness.
         let seed = u64::from(pid) << 32 ^ epoch.elapsed().as_nanos() as u64 ^ 0x9E37_79B9_7F4A_7C15;
@@ -28,7 +39,23 @@ impl WorkerHost {
             rng: seed | 1,
             pid,
             rank,
+            shared,
+            index,
         }
+    }
+
+    /// Sends without touching the script counters (the core relaying a reply).
+    pub fn send_raw(&self, dst: SocketAddr, bytes: &[u8]) -> Result<(), SendError> {
+        if dst.ip().is_unspecified()
+            || dst.ip() == IpAddr::from([255, 255, 255, 255])
+            || dst.port() == 0
+        {
+            return Err(SendError(format!("refusing to send to {dst}")));
+        }
+        self.socket
+            .send_to(bytes, dst)
+            .map(|_| ())
+            .map_err(|e| SendError(format!("{dst}: {e}")))
     }
 }
 
@@ -43,16 +70,16 @@ impl Host for WorkerHost {
                 "{proto:?} is not supported, siplab is UDP only"
             )));
         }
-        if dst.ip().is_unspecified()
-            || dst.ip() == IpAddr::from([255, 255, 255, 255])
-            || dst.port() == 0
-        {
-            return Err(SendError(format!("refusing to send to {dst}")));
-        }
-        self.socket
-            .send_to(bytes, dst)
-            .map(|_| ())
-            .map_err(|e| SendError(format!("{dst}: {e}")))
+        self.send_raw(dst, bytes)?;
+        // What the script sends: replies are sl's (stateless), requests are forwards.
+        let stats = &self.shared.stats;
+        let id = if bytes.starts_with(b"SIP/2.0 ") {
+            stats.sent_replies
+        } else {
+            stats.fwd_requests
+        };
+        let _ = self.shared.counters.inc(self.index, id);
+        Ok(())
     }
 
     fn log(&mut self, level: LogLevel, module: &str, text: &str) {

@@ -91,7 +91,8 @@ fn main() -> ExitCode {
                 sip_shm::os::exit_now(1)
             }
         };
-        let host = host::WorkerHost::new(socket, locals.clone(), epoch, env.rank);
+        let host =
+            host::WorkerHost::new(socket, locals.clone(), epoch, env.rank, shared, env.index);
         let local = LocalSocket {
             addr: spec.addr,
             proto: Proto::Udp,
@@ -110,7 +111,7 @@ fn main() -> ExitCode {
             sip_script::core_params::WorkerExit::Shutdown => supervisor::WorkerExit::Shutdown,
         },
         handler,
-        rpc: Vec::new(),
+        rpc: module_rpc(script, &pre_fork_rt),
     };
     ExitCode::from(app::run(&cli, start).clamp(0, 255) as u8)
 }
@@ -133,6 +134,34 @@ fn load_cfg(cli: &Cli) -> Result<(Config, Script), String> {
     let script =
         sip_script::compile(&cfg, sip_modules::all_modules()).map_err(|d| cfg.render(&d))?;
     Ok((cfg, script))
+}
+
+/// Module RPC exports for the ctl process, run against that process's copy of the runtime.
+fn module_rpc<'a>(
+    script: &'static Script,
+    rt: &'a RefCell<Option<Runtime>>,
+) -> Vec<(String, app::ExtraRpc<'a>)> {
+    let mut out: Vec<(String, app::ExtraRpc<'a>)> = Vec::new();
+    for m in script.modules() {
+        for export in m.exports.rpc {
+            let handler = export.handler;
+            let f = move |_: &app::Shared, params: &[serde_json::Value]| {
+                let mut guard = rt.borrow_mut();
+                let Some(rt) = guard.as_mut() else {
+                    return Err(ctl::RpcError {
+                        code: -32000,
+                        message: "runtime not available".into(),
+                    });
+                };
+                handler(rt, &serde_json::Value::Array(params.to_vec())).map_err(|e| ctl::RpcError {
+                    code: i64::from(e.code),
+                    message: e.message,
+                })
+            };
+            out.push((export.name.to_string(), Box::new(f)));
+        }
+    }
+    out
 }
 
 /// Every listen address (and alias) is `myself`.

@@ -60,17 +60,6 @@ impl ListenSpec {
         };
         Ok(ListenSpec { addr, advertise })
     }
-
-    /// The host and port siplab writes into its Via and Record-Route.
-    pub fn public_host_port(&self) -> (String, u16) {
-        match &self.advertise {
-            Some((h, p)) => (h.clone(), *p),
-            None => match self.addr.ip() {
-                IpAddr::V4(ip) => (ip.to_string(), self.addr.port()),
-                IpAddr::V6(ip) => (format!("[{ip}]"), self.addr.port()),
-            },
-        }
-    }
 }
 
 /// `host`, `host:port`, `[v6]`, `[v6]:port`; a bare IPv6 without brackets has no port.
@@ -120,9 +109,8 @@ mod tests {
         );
         let v6 = ListenSpec::parse("udp:[::1]:5070").expect("valid");
         assert_eq!(v6.addr, "[::1]:5070".parse().expect("addr"));
-        assert_eq!(v6.public_host_port(), ("[::1]".to_string(), 5070));
         let adv = ListenSpec::parse("udp:127.0.0.1:5060 advertise 192.0.2.1:5080").expect("valid");
-        assert_eq!(adv.public_host_port(), ("192.0.2.1".to_string(), 5080));
+        assert_eq!(adv.advertise, Some(("192.0.2.1".to_string(), 5080)));
     }
 
     #[test]

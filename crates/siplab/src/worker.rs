@@ -66,9 +66,7 @@ impl Worker {
                     "core",
                     "bad request from {src}: {why}; replying {status}"
                 );
-                if self.host.send(Proto::Udp, src, &bytes).is_ok() {
-                    self.count(self.shared.stats.sent_replies);
-                }
+                let _ = self.host.send(Proto::Udp, src, &bytes);
             }
             None => crate::log!(
                 Level::Info,
@@ -92,9 +90,13 @@ impl Worker {
             source,
             RouteKind::Request,
         );
-        let outcome = self.script.run_request(&mut ctx);
-        if let Outcome::Error(e) = outcome {
-            crate::log!(Level::Err, "core", "request_route failed: {e}");
+        match self.script.run_request(&mut ctx) {
+            Outcome::Exit { drop: true, .. } => self.count(self.shared.stats.drop_requests),
+            Outcome::Exit { .. } => {}
+            Outcome::Error(e) => {
+                self.count(self.shared.stats.drop_requests);
+                crate::log!(Level::Err, "core", "request_route failed: {e}");
+            }
         }
     }
 
@@ -126,7 +128,7 @@ impl Worker {
                     );
                     return;
                 };
-                match self.host.send(Proto::Udp, dst, &bytes) {
+                match self.host.send_raw(dst, &bytes) {
                     Ok(()) => self.count(self.shared.stats.fwd_replies),
                     Err(e) => {
                         self.count(self.shared.stats.drop_replies);
