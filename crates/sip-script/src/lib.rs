@@ -160,6 +160,11 @@ fn finish(
             sources: pre.sources,
         });
     }
+    let mut warnings = pre.warnings;
+    warnings.extend(check::lint_dispatcher_failover(
+        &parsed.routes,
+        &parsed.modparams,
+    ));
     Ok(Config {
         core: parsed.core,
         globals: parsed.globals,
@@ -167,7 +172,7 @@ fn finish(
         modules: parsed.modules,
         modparams: parsed.modparams,
         routes: parsed.routes,
-        warnings: pre.warnings,
+        warnings,
         sources: pre.sources,
         compat: pre.compat,
     })
