@@ -37,13 +37,13 @@ fn exercise(bytes: &[u8]) {
         Ok(m) => m,
         Err(e) => match e.into_partial() {
             Some(p) => {
-                let _ = error_reply(&p, 400);
+                let _ = error_reply(&p, 400, "127.0.0.1:5060");
                 return;
             }
             None => return,
         },
     };
-    let _ = error_reply(&msg, 400);
+    let _ = error_reply(&msg, 400, "127.0.0.1:5060");
     let _ = forward_reply(&msg);
     let _ = stateless_branch(&msg);
     let _ = sanity_check(&msg, u32::MAX, u32::MAX, &[]);

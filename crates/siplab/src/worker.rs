@@ -6,7 +6,7 @@
 use crate::app::{ChildEnv, MessageHandler, Shared};
 use crate::host::WorkerHost;
 use crate::log::Level;
-use sip_msg::Message;
+use sip_msg::{Message, Method};
 use sip_script::abi::{Ctx, Host, LocalSocket, Proto, Source};
 use sip_script::{Outcome, RouteKind, Runtime, Script};
 use std::net::SocketAddr;
@@ -59,7 +59,8 @@ impl Worker {
     /// reply needs are usable, else drop. Both are counted as `err_requests`.
     fn reject(&mut self, msg: &Message, status: u16, why: &str, src: SocketAddr) {
         self.count(self.shared.stats.err_requests);
-        match sip_modules::core::error_reply(msg, status) {
+        let seed = self.local.addr.to_string();
+        match sip_modules::core::error_reply(msg, status, &seed) {
             Some(bytes) => {
                 crate::log!(
                     Level::Info,
@@ -82,6 +83,12 @@ impl Worker {
             self.reject(msg, e.status(), &e.to_string(), src);
             return;
         }
+        // Kamailio's sl_filter_ACK: the ACK to a reply we generated statelessly ends here.
+        if msg.method() == Some(Method::Ack)
+            && sip_modules::sl::is_ack_to_local_reply(msg, &self.local.addr.to_string())
+        {
+            return;
+        }
         let source = self.source(src);
         let mut ctx = Ctx::new(
             &mut self.rt,
@@ -102,6 +109,16 @@ impl Worker {
 
     fn handle_reply(&mut self, msg: &Message, src: SocketAddr) {
         self.count(self.shared.stats.rcv_replies);
+        // Kamailio drops a reply whose top Via is not ours ("host in first via != me").
+        if !self.top_via_is_ours(msg) {
+            self.count(self.shared.stats.drop_replies);
+            crate::log!(
+                Level::Dbg,
+                "core",
+                "reply from {src} dropped: first Via is not ours"
+            );
+            return;
+        }
         if self.has_reply_route {
             let source = self.source(src);
             let mut ctx = Ctx::new(&mut self.rt, &mut self.host, msg, source, RouteKind::Reply);
@@ -141,6 +158,19 @@ impl Worker {
                 crate::log!(Level::Dbg, "core", "reply from {src} dropped: {e}");
             }
         }
+    }
+
+    fn top_via_is_ours(&self, msg: &Message) -> bool {
+        let Some(Ok(via)) = msg.vias().next() else {
+            return false;
+        };
+        let host = String::from_utf8_lossy(via.host_raw);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = via.port.unwrap_or(5060);
+        self.host
+            .local_addrs()
+            .iter()
+            .any(|l| l.host.eq_ignore_ascii_case(host) && l.port.is_none_or(|p| p == port))
     }
 
     fn resolve(&mut self, host: &str, port: u16) -> Option<SocketAddr> {

@@ -201,14 +201,16 @@ pub fn forward_reply(msg: &Message) -> Result<(String, u16, Vec<u8>), SipError> 
 
 /// The error reply for a request that failed to parse (`msg` is the partial message of a
 /// [`sip_msg::ParseError`]): `None` for replies, ACKs and messages without a usable Via
-/// (nothing can be answered). ≥180 replies get the stateless To-tag of [`crate::sl`].
-pub fn error_reply(msg: &Message, status: u16) -> Option<Vec<u8>> {
+/// (nothing can be answered). ≥180 replies get the stateless To-tag of [`crate::sl`] made
+/// from `tag_seed` (the receiving socket's address, as `sl` uses), so the ACK to it can be
+/// recognised as ours.
+pub fn error_reply(msg: &Message, status: u16, tag_seed: &str) -> Option<Vec<u8>> {
     if !msg.is_request() || msg.method() == Some(Method::Ack) {
         return None;
     }
     msg.top_via().ok()?;
     let reason = SipError::with_status("", status).reason_phrase();
-    let tag = crate::sl::stateless_to_tag(msg, "");
+    let tag = crate::sl::stateless_to_tag(msg, tag_seed);
     let opts = ReplyOpts {
         to_tag: Some(tag.as_bytes()),
         server: None,
@@ -296,14 +298,14 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n
         )
         .unwrap_err();
         let partial = e.partial().ok_or("no partial")?;
-        let reply = error_reply(partial, e.status()).ok_or("no reply")?;
+        let reply = error_reply(partial, e.status(), "").ok_or("no reply")?;
         let text = String::from_utf8(reply)?;
         assert!(text.starts_with("SIP/2.0 505 Version Not Supported\r\n"));
         assert!(text.contains("To: <sip:a@b>;tag="));
         let ack = Message::parse_slice(
             b"ACK sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\nCSeq: 1 ACK\r\n\r\n",
         )?;
-        assert!(error_reply(&ack, 400).is_none());
+        assert!(error_reply(&ack, 400, "").is_none());
         Ok(())
     }
 
