@@ -7,6 +7,7 @@
 //! `route()` nesting deeper than [`Runtime::route_depth_limit`] stops the run with a
 //! [`RunError`] instead of hanging or overflowing the stack.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::net::IpAddr;
 
@@ -288,6 +289,14 @@ impl Script {
         }
     }
 
+    /// Like `eval`, but constants are borrowed (comparisons with literals do not copy them).
+    fn eval_ref<'e>(&self, e: &'e CExpr, ctx: &mut Ctx<'_>, depth: u32) -> Res<Cow<'e, Value>> {
+        match e {
+            CExpr::Const(v) => Ok(Cow::Borrowed(v)),
+            other => self.eval(other, ctx, depth).map(Cow::Owned),
+        }
+    }
+
     fn eval(&self, e: &CExpr, ctx: &mut Ctx<'_>, depth: u32) -> Res<Value> {
         Ok(match e {
             CExpr::Const(v) => v.clone(),
@@ -347,8 +356,8 @@ impl Script {
                     }
                     _ => {}
                 }
-                let l = self.eval(lhs, ctx, depth)?;
-                let r = self.eval(rhs, ctx, depth)?;
+                let l = self.eval_ref(lhs, ctx, depth)?;
+                let r = self.eval_ref(rhs, ctx, depth)?;
                 if *op == BinOp::Match {
                     if l.is_null() {
                         return Ok(Value::Int(0));

@@ -445,14 +445,18 @@ pub static MODULES: &[&ModuleExports] = &[
 
 // --- helpers ----------------------------------------------------------------------------------
 
+/// A ~700-byte INVITE with SDP.
 pub const INVITE: &str = "INVITE sip:bob@example.com SIP/2.0\r\n\
 Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK776asdhds;rport\r\n\
+Via: SIP/2.0/UDP 10.0.0.15:5060;branch=z9hG4bKnashds8;received=192.0.2.4\r\n\
 Max-Forwards: 70\r\n\
 To: Bob <sip:bob@example.com>\r\n\
 From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
 Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n\
 CSeq: 314159 INVITE\r\n\
 Contact: <sip:alice@192.0.2.10:5060>\r\n\
+Allow: INVITE, ACK, CANCEL, OPTIONS, BYE, REFER, NOTIFY, MESSAGE, SUBSCRIBE, INFO\r\n\
+Supported: replaces, timer\r\n\
 User-Agent: TestPhone/1.0\r\n\
 Content-Type: application/sdp\r\n\
 Content-Length: 134\r\n\
