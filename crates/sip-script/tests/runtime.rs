@@ -599,3 +599,66 @@ fn define_not_in_quotes_substdef_in_quotes_e20() {
     );
     assert_eq!(n, ["MYCODE", "404", "gateway GW"]);
 }
+
+#[test]
+fn child_init_runs_per_process_after_init() {
+    let s = script("request_route { exit; }");
+    let mut rt = s.new_runtime();
+    s.init_modules(&mut rt).unwrap();
+    assert_eq!(rt.state::<TestState>().unwrap().rank, None);
+    s.child_init(&mut rt, 3).unwrap();
+    assert_eq!(rt.state::<TestState>().unwrap().rank, Some(3));
+}
+
+const REPLY: &str = "SIP/2.0 486 Busy Here\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5060;branch=z9hG4bK776asdhds\r\n\
+To: Bob <sip:bob@example.com>;tag=a6c85cf\r\n\
+From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
+Call-ID: a84b4c76e66710@pc33.atlanta.example.com\r\n\
+CSeq: 314159 INVITE\r\n\
+Content-Length: 0\r\n\
+\r\n";
+
+#[test]
+fn reply_pvs_and_status_keyword_in_reply_route() {
+    let s = script(
+        r#"reply_route {
+            note("$rs $rr $rm $mt $tt $ru");
+            if (status == "486") note("status eq");
+            if (status =~ "^4[0-9][0-9]$") note("status re");
+            if ($rs == 486 && $rs >= 400) note("int");
+            drop;
+        }
+        request_route { exit; }"#,
+    );
+    let mut rt = s.new_runtime();
+    let mut host = TestHost::new();
+    let msg = parse(REPLY);
+    let mut ctx = Ctx::new(&mut rt, &mut host, &msg, source(), RouteKind::Reply);
+    let out = s.run_named(RouteKind::Reply, None, &mut ctx).unwrap();
+    assert!(out.is_drop(), "drop in reply_route: do not relay");
+    drop(ctx);
+    assert_eq!(
+        logs(&host),
+        ["486 Busy Here INVITE 2 a6c85cf <null>", "status eq", "status re", "int"]
+    );
+}
+
+#[test]
+fn route_kinds_follow_callers_at_compile_time() {
+    // request_only() may run in request_route, so route[R] called from there compiles...
+    script("route[R] { request_only(); } request_route { route(R); }");
+    // ...but not when failure_route can reach it, even through another route.
+    let (line, col, msg) = compile_error(
+        "route[R] { request_only(); }\nroute[M] { route(R); }\nfailure_route[F] { route(M); }\nrequest_route { route(R); }",
+    );
+    assert_eq!((line, col), (1, 12));
+    assert!(msg.contains("not allowed in failure_route"), "{msg}");
+}
+
+#[test]
+fn unknown_function_reports_name_and_arity_e21() {
+    let (line, col, msg) = compile_error("request_route {\n  t_relay(\"8\");\n}");
+    assert_eq!((line, col), (2, 3));
+    assert_eq!(msg, "unknown function t_relay/1");
+}

@@ -138,6 +138,16 @@ fn pv_greeting(ctx: &mut Ctx<'_>, inner: Option<&str>) -> Value {
 pub struct TestState {
     pub name: String,
     pub level: i64,
+    /// Set by child_init.
+    pub rank: Option<i32>,
+}
+
+fn test_child_init(c: &mut sip_script::ModChildInit<'_>, rank: i32) -> Result<(), String> {
+    let state = c
+        .state_mut::<TestState>()
+        .ok_or("child_init before init")?;
+    state.rank = Some(rank);
+    Ok(())
 }
 
 fn test_init(init: &mut ModInit<'_>) -> Result<(), String> {
@@ -146,7 +156,11 @@ fn test_init(init: &mut ModInit<'_>) -> Result<(), String> {
         return Err("level must not be negative".into());
     }
     let name = init.param_str("name").unwrap_or("anon").to_string();
-    init.set_state(TestState { name, level });
+    init.set_state(TestState {
+        name,
+        level,
+        rank: None,
+    });
     Ok(())
 }
 
@@ -230,6 +244,7 @@ pub static TEST: ModuleExports = ModuleExports {
         },
     ],
     init: Some(test_init),
+    child_init: Some(test_child_init),
     pvs: &[PvExport {
         name: "greet",
         get: pv_greeting,
