@@ -742,6 +742,8 @@ pub struct Ctx<'a> {
     pub drop: bool,
     /// The last internal error (for `sl_reply_error`).
     pub ser_error: Option<SerError>,
+    /// Per-message module data, one value per type ([`Ctx::msg_data`]).
+    msg_data: HashMap<TypeId, Box<dyn Any + Send>>,
     pub host: &'a mut dyn Host,
     pub(crate) rt: &'a mut Runtime,
 }
@@ -785,9 +787,32 @@ impl<'a> Ctx<'a> {
             rc: 1,
             drop: false,
             ser_error: None,
+            msg_data: HashMap::new(),
             host,
             rt,
         }
+    }
+
+    /// Per-message data a module keeps between its calls for this message (Kamailio modules
+    /// keep such state in `struct sip_msg` fields), one value per type; gone with the Ctx.
+    pub fn msg_data<T: Any + Send>(&self) -> Option<&T> {
+        self.msg_data
+            .get(&TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref::<T>())
+    }
+
+    /// The per-message value of type `T`, created with `T::default()` on first use.
+    pub fn msg_data_mut<T: Any + Send + Default>(&mut self) -> &mut T {
+        let slot = self
+            .msg_data
+            .entry(TypeId::of::<T>())
+            .or_insert_with(|| Box::new(T::default()));
+        if !slot.is::<T>() {
+            // Keys are TypeIds, so the box always holds a T; rebuild defensively anyway.
+            *slot = Box::new(T::default());
+        }
+        slot.downcast_mut::<T>()
+            .unwrap_or_else(|| unreachable!("slot keyed by TypeId::of::<T>() holds a T"))
     }
 
     /// The current R-URI (`$ru`): the rewritten one, else the original, else the message's.

@@ -640,7 +640,12 @@ fn reply_pvs_and_status_keyword_in_reply_route() {
     drop(ctx);
     assert_eq!(
         logs(&host),
-        ["486 Busy Here INVITE 2 a6c85cf <null>", "status eq", "status re", "int"]
+        [
+            "486 Busy Here INVITE 2 a6c85cf <null>",
+            "status eq",
+            "status re",
+            "int"
+        ]
     );
 }
 
@@ -661,4 +666,25 @@ fn unknown_function_reports_name_and_arity_e21() {
     let (line, col, msg) = compile_error("request_route {\n  t_relay(\"8\");\n}");
     assert_eq!((line, col), (2, 3));
     assert_eq!(msg, "unknown function t_relay/1");
+}
+
+#[test]
+fn per_message_module_data_lives_with_the_ctx() {
+    let s = script("request_route { exit; }");
+    let mut rt = s.new_runtime();
+    let mut host = TestHost::new();
+    let msg = parse(INVITE);
+    let mut ctx = Ctx::new(&mut rt, &mut host, &msg, source(), RouteKind::Request);
+    assert_eq!(ctx.msg_data::<u32>(), None);
+    *ctx.msg_data_mut::<u32>() += 2;
+    *ctx.msg_data_mut::<u32>() += 3;
+    ctx.msg_data_mut::<String>().push_str("rr-done");
+    assert_eq!(ctx.msg_data::<u32>(), Some(&5));
+    assert_eq!(
+        ctx.msg_data::<String>().map(String::as_str),
+        Some("rr-done")
+    );
+    drop(ctx);
+    let ctx = Ctx::new(&mut rt, &mut host, &msg, source(), RouteKind::Request);
+    assert_eq!(ctx.msg_data::<u32>(), None, "a new message starts empty");
 }
