@@ -143,9 +143,7 @@ pub struct TestState {
 }
 
 fn test_child_init(c: &mut sip_script::ModChildInit<'_>, rank: i32) -> Result<(), String> {
-    let state = c
-        .state_mut::<TestState>()
-        .ok_or("child_init before init")?;
+    let state = c.state_mut::<TestState>().ok_or("child_init before init")?;
     state.rank = Some(rank);
     Ok(())
 }
