@@ -62,6 +62,13 @@ fn bench(c: &mut Criterion) {
         "rsip must accept it"
     );
     let mut g = c.benchmark_group("sip-msg");
+    g.bench_function("index only", |b| {
+        b.iter_batched(
+            || invite.clone(),
+            |buf| black_box(Message::parse(buf).is_ok()),
+            criterion::BatchSize::SmallInput,
+        )
+    });
     g.bench_function("index+via+cseq+callid+fromtag", |b| {
         b.iter_batched(
             || invite.clone(),

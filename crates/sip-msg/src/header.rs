@@ -42,43 +42,46 @@ pub enum HeaderName {
     Other,
 }
 
-/// (long name, compact letter) for every known name.
-const NAMES: &[(HeaderName, &str, Option<u8>)] = &[
-    (HeaderName::Via, "Via", Some(b'v')),
-    (HeaderName::From, "From", Some(b'f')),
-    (HeaderName::To, "To", Some(b't')),
-    (HeaderName::CallId, "Call-ID", Some(b'i')),
-    (HeaderName::CSeq, "CSeq", None),
-    (HeaderName::MaxForwards, "Max-Forwards", None),
-    (HeaderName::ContentLength, "Content-Length", Some(b'l')),
-    (HeaderName::ContentType, "Content-Type", Some(b'c')),
-    (HeaderName::ContentEncoding, "Content-Encoding", Some(b'e')),
-    (HeaderName::Route, "Route", None),
-    (HeaderName::RecordRoute, "Record-Route", None),
-    (HeaderName::Contact, "Contact", Some(b'm')),
-    (HeaderName::Expires, "Expires", None),
-    (HeaderName::Require, "Require", None),
-    (HeaderName::ProxyRequire, "Proxy-Require", None),
-    (HeaderName::Supported, "Supported", Some(b'k')),
-    (HeaderName::Unsupported, "Unsupported", None),
-    (HeaderName::Reason, "Reason", None),
-    (HeaderName::Subject, "Subject", Some(b's')),
-    (HeaderName::Event, "Event", Some(b'o')),
-    (HeaderName::ReferTo, "Refer-To", Some(b'r')),
-    (HeaderName::AllowEvents, "Allow-Events", Some(b'u')),
-    (HeaderName::ReferredBy, "Referred-By", Some(b'b')),
-    (HeaderName::Identity, "Identity", Some(b'y')),
-    (HeaderName::SessionExpires, "Session-Expires", Some(b'x')),
-    (HeaderName::Allow, "Allow", None),
-    (HeaderName::Accept, "Accept", None),
-    (HeaderName::Authorization, "Authorization", None),
-    (HeaderName::ProxyAuthorization, "Proxy-Authorization", None),
-    (HeaderName::WwwAuthenticate, "WWW-Authenticate", None),
-    (HeaderName::ProxyAuthenticate, "Proxy-Authenticate", None),
-    (HeaderName::UserAgent, "User-Agent", None),
-    (HeaderName::Server, "Server", None),
-    (HeaderName::Date, "Date", None),
-];
+/// Every known name (not `Other`), for lookups by compact letter and for tests.
+const KNOWN: &[HeaderName] = {
+    use HeaderName as H;
+    &[
+        H::Via,
+        H::From,
+        H::To,
+        H::CallId,
+        H::CSeq,
+        H::MaxForwards,
+        H::ContentLength,
+        H::ContentType,
+        H::ContentEncoding,
+        H::Route,
+        H::RecordRoute,
+        H::Contact,
+        H::Expires,
+        H::Require,
+        H::ProxyRequire,
+        H::Supported,
+        H::Unsupported,
+        H::Reason,
+        H::Subject,
+        H::Event,
+        H::ReferTo,
+        H::AllowEvents,
+        H::ReferredBy,
+        H::Identity,
+        H::SessionExpires,
+        H::Allow,
+        H::Accept,
+        H::Authorization,
+        H::ProxyAuthorization,
+        H::WwwAuthenticate,
+        H::ProxyAuthenticate,
+        H::UserAgent,
+        H::Server,
+        H::Date,
+    ]
+};
 
 impl HeaderName {
     /// Maps a header name as written (any case, long or compact) to its variant.
@@ -87,29 +90,121 @@ impl HeaderName {
             return HeaderName::Other;
         };
         if name.len() == 1 {
-            return NAMES
+            return KNOWN
                 .iter()
-                .find(|(_, _, compact)| *compact == Some(first))
-                .map_or(HeaderName::Other, |(h, _, _)| *h);
+                .copied()
+                .find(|h| h.compact() == Some(first))
+                .unwrap_or(HeaderName::Other);
         }
-        // Called once per header line while indexing: compare only same-length names
-        // with the same first letter.
-        NAMES
+        // Called once per header line while indexing: only names with the same first
+        // letter are compared.
+        use HeaderName as H;
+        let candidates: &[HeaderName] = match first {
+            b'a' => &[H::Accept, H::Allow, H::AllowEvents, H::Authorization],
+            b'c' => &[
+                H::CallId,
+                H::CSeq,
+                H::Contact,
+                H::ContentLength,
+                H::ContentType,
+                H::ContentEncoding,
+            ],
+            b'd' => &[H::Date],
+            b'e' => &[H::Expires, H::Event],
+            b'f' => &[H::From],
+            b'i' => &[H::Identity],
+            b'm' => &[H::MaxForwards],
+            b'p' => &[H::ProxyRequire, H::ProxyAuthorization, H::ProxyAuthenticate],
+            b'r' => &[
+                H::Route,
+                H::RecordRoute,
+                H::Require,
+                H::Reason,
+                H::ReferTo,
+                H::ReferredBy,
+            ],
+            b's' => &[H::Supported, H::Subject, H::Server, H::SessionExpires],
+            b't' => &[H::To],
+            b'u' => &[H::Unsupported, H::UserAgent],
+            b'v' => &[H::Via],
+            b'w' => &[H::WwwAuthenticate],
+            _ => &[],
+        };
+        candidates
             .iter()
-            .find(|(_, long, _)| {
-                long.len() == name.len()
-                    && long.as_bytes().first().map(u8::to_ascii_lowercase) == Some(first)
-                    && long.as_bytes().eq_ignore_ascii_case(name)
+            .copied()
+            .find(|h| {
+                h.as_str().is_some_and(|long| {
+                    long.len() == name.len() && long.as_bytes().eq_ignore_ascii_case(name)
+                })
             })
-            .map_or(HeaderName::Other, |(h, _, _)| *h)
+            .unwrap_or(HeaderName::Other)
     }
 
     /// The canonical long name (`"Call-ID"`), or `None` for [`HeaderName::Other`].
     pub fn as_str(self) -> Option<&'static str> {
-        NAMES
-            .iter()
-            .find(|(h, _, _)| *h == self)
-            .map(|(_, long, _)| *long)
+        use HeaderName as H;
+        Some(match self {
+            H::Via => "Via",
+            H::From => "From",
+            H::To => "To",
+            H::CallId => "Call-ID",
+            H::CSeq => "CSeq",
+            H::MaxForwards => "Max-Forwards",
+            H::ContentLength => "Content-Length",
+            H::ContentType => "Content-Type",
+            H::ContentEncoding => "Content-Encoding",
+            H::Route => "Route",
+            H::RecordRoute => "Record-Route",
+            H::Contact => "Contact",
+            H::Expires => "Expires",
+            H::Require => "Require",
+            H::ProxyRequire => "Proxy-Require",
+            H::Supported => "Supported",
+            H::Unsupported => "Unsupported",
+            H::Reason => "Reason",
+            H::Subject => "Subject",
+            H::Event => "Event",
+            H::ReferTo => "Refer-To",
+            H::AllowEvents => "Allow-Events",
+            H::ReferredBy => "Referred-By",
+            H::Identity => "Identity",
+            H::SessionExpires => "Session-Expires",
+            H::Allow => "Allow",
+            H::Accept => "Accept",
+            H::Authorization => "Authorization",
+            H::ProxyAuthorization => "Proxy-Authorization",
+            H::WwwAuthenticate => "WWW-Authenticate",
+            H::ProxyAuthenticate => "Proxy-Authenticate",
+            H::UserAgent => "User-Agent",
+            H::Server => "Server",
+            H::Date => "Date",
+            H::Other => return None,
+        })
+    }
+
+    /// The compact form (RFC 3261 §7.3.3 and later RFCs), lowercase.
+    pub fn compact(self) -> Option<u8> {
+        use HeaderName as H;
+        Some(match self {
+            H::Via => b'v',
+            H::From => b'f',
+            H::To => b't',
+            H::CallId => b'i',
+            H::ContentLength => b'l',
+            H::ContentType => b'c',
+            H::ContentEncoding => b'e',
+            H::Contact => b'm',
+            H::Supported => b'k',
+            H::Subject => b's',
+            H::Event => b'o',
+            H::ReferTo => b'r',
+            H::AllowEvents => b'u',
+            H::ReferredBy => b'b',
+            H::Identity => b'y',
+            H::SessionExpires => b'x',
+            _ => return None,
+        })
     }
 
     /// Headers whose values are comma-separated lists that are split on demand.
@@ -158,10 +253,8 @@ impl NameKey {
 mod tests {
     use super::*;
 
-    type TestResult = Result<(), Box<dyn std::error::Error>>;
-
     #[test]
-    fn compact_and_case_insensitive_names() -> TestResult {
+    fn compact_and_case_insensitive_names() {
         assert_eq!(HeaderName::from_bytes(b"v"), HeaderName::Via);
         assert_eq!(HeaderName::from_bytes(b"I"), HeaderName::CallId);
         assert_eq!(
@@ -171,7 +264,23 @@ mod tests {
         assert_eq!(HeaderName::from_bytes(b"C%6Fntact"), HeaderName::Other);
         assert_eq!(HeaderName::from_bytes(b"y"), HeaderName::Identity);
         assert_eq!(HeaderName::from_bytes(b"q"), HeaderName::Other);
+        assert_eq!(HeaderName::from_bytes(b""), HeaderName::Other);
         assert_eq!(HeaderName::CallId.as_str(), Some("Call-ID"));
-        Ok(())
+    }
+
+    #[test]
+    fn every_known_name_maps_back_to_itself() {
+        for h in KNOWN {
+            let long = h.as_str().unwrap_or_default();
+            assert_eq!(HeaderName::from_bytes(long.as_bytes()), *h, "{long}");
+            assert_eq!(
+                HeaderName::from_bytes(long.to_ascii_lowercase().as_bytes()),
+                *h
+            );
+            if let Some(c) = h.compact() {
+                assert_eq!(HeaderName::from_bytes(&[c]), *h, "{long}");
+                assert_eq!(HeaderName::from_bytes(&[c.to_ascii_uppercase()]), *h);
+            }
+        }
     }
 }

@@ -433,12 +433,12 @@ impl Message {
                     let name_bytes = line.get(..name_len).unwrap_or_default();
                     let name = HeaderName::from_bytes(name_bytes);
                     let raw_value = line.get(colon + 1..).unwrap_or_default();
-                    let value = trim_lws(raw_value);
-                    let value_start = if value.is_empty() {
-                        pos + line.len()
-                    } else {
-                        pos + colon + 1 + raw_value.iter().position(|&b| !is_lws(b)).unwrap_or(0)
-                    };
+                    let lead = raw_value
+                        .iter()
+                        .position(|&b| !is_lws(b))
+                        .unwrap_or(raw_value.len());
+                    let value = trim_lws(raw_value.get(lead..).unwrap_or_default());
+                    let value_start = pos + colon + 1 + lead;
                     if name == HeaderName::ContentLength {
                         match parse_u32(value) {
                             None => {

@@ -3,13 +3,27 @@
 
 use crate::error::SipError;
 
+/// RFC 3261 `token` characters, as a table: this test runs for every byte of every name.
+#[allow(clippy::indexing_slicing)] // const evaluation; `b < 256` by the loop condition
+const TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        table[b] = c.is_ascii_alphanumeric()
+            || matches!(
+                c,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        b += 1;
+    }
+    table
+};
+
 /// RFC 3261 `token` characters.
 pub(crate) fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    // A u8 is always in range; the optimiser removes the bounds check.
+    TOKEN.get(usize::from(b)).copied().unwrap_or(false)
 }
 
 /// Whitespace inside a header value: folded lines keep their CR LF, so those count too.
@@ -84,27 +98,28 @@ impl<'a> Iterator for CommaSplit<'a> {
     fn next(&mut self) -> Option<&'a [u8]> {
         let s = self.rest?;
         let mut i = 0;
-        let mut in_angle = false;
-        while let Some(&b) = s.get(i) {
-            match b {
-                b'"' => match quoted_len(s.get(i..).unwrap_or_default()) {
-                    Some(n) => i += n,
+        // Jump between the only bytes that matter: ',' splits, '"' and '<' open spans
+        // in which a ',' does not split.
+        while let Some(p) = s
+            .get(i..)
+            .and_then(|t| memchr::memchr3(b',', b'"', b'<', t))
+        {
+            let at = i + p;
+            let rest = s.get(at..).unwrap_or_default();
+            match rest.first() {
+                Some(b',') => {
+                    self.rest = s.get(at + 1..);
+                    return Some(trim_lws(s.get(..at).unwrap_or_default()));
+                }
+                Some(b'"') => match quoted_len(rest) {
+                    Some(n) => i = at + n,
                     // Unbalanced quote: the rest is one element; its parser reports the error.
-                    None => i = s.len(),
+                    None => break,
                 },
-                b'<' => {
-                    in_angle = true;
-                    i += 1;
-                }
-                b'>' => {
-                    in_angle = false;
-                    i += 1;
-                }
-                b',' if !in_angle => {
-                    self.rest = s.get(i + 1..);
-                    return Some(trim_lws(s.get(..i).unwrap_or_default()));
-                }
-                _ => i += 1,
+                _ => match memchr::memchr(b'>', rest) {
+                    Some(n) => i = at + n + 1,
+                    None => break,
+                },
             }
         }
         self.rest = None;
@@ -131,16 +146,25 @@ pub struct Param<'a> {
 impl<'a> Params<'a> {
     /// Checks the syntax of a parameter list (`raw` starts with `;` or is empty, after LWS).
     pub(crate) fn parse(raw: &'a [u8]) -> Result<Params<'a>, SipError> {
-        let params = Params { raw };
+        Params::parse_each(raw, |_| Ok(()))
+    }
+
+    /// Like [`Params::parse`], handing each parameter to `visit` during the same pass
+    /// (views pick out `branch`, `tag`, ... without scanning again).
+    pub(crate) fn parse_each(
+        raw: &'a [u8],
+        mut visit: impl FnMut(Param<'a>) -> Result<(), SipError>,
+    ) -> Result<Params<'a>, SipError> {
         let mut rest = skip_lws(raw);
         while !rest.is_empty() {
             let (param, tail) = split_param(rest)?;
             if param.name.is_empty() {
                 return Err(SipError::bad_request("empty parameter"));
             }
+            visit(param)?;
             rest = tail;
         }
-        Ok(params)
+        Ok(Params { raw })
     }
 
     /// The raw text of the list, starting at the first `;`.

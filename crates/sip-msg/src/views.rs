@@ -21,6 +21,11 @@ pub struct Via<'a> {
     pub host_raw: &'a [u8],
     pub port: Option<u16>,
     pub params: Params<'a>,
+    branch: Option<&'a [u8]>,
+    rport: Option<Option<u16>>,
+    received: Option<&'a [u8]>,
+    maddr: Option<&'a [u8]>,
+    ttl: Option<u8>,
 }
 
 impl<'a> Via<'a> {
@@ -61,8 +66,32 @@ impl<'a> Via<'a> {
             }
             _ => (None, rest),
         };
-        let params = Params::parse(rest)?;
-        let via = Via {
+        let (mut branch, mut rport, mut received, mut maddr, mut ttl) =
+            (None, None, None, None, None);
+        // One pass over the parameters: syntax, and the values the proxy reads.
+        let params = Params::parse_each(rest, |p| {
+            let bad = || SipError::bad_request("bad Via branch, rport or ttl");
+            // A repeated parameter keeps its first value, as with `Params::get`.
+            if p.name.eq_ignore_ascii_case(b"branch") {
+                let value = p.value.ok_or_else(bad)?;
+                branch = branch.or(Some(value));
+            } else if p.name.eq_ignore_ascii_case(b"rport") {
+                let value = p.value.map(parse_port).transpose().map_err(|_| bad())?;
+                rport = rport.or(Some(value));
+            } else if p.name.eq_ignore_ascii_case(b"received") {
+                received = received.or(p.value);
+            } else if p.name.eq_ignore_ascii_case(b"maddr") {
+                maddr = maddr.or(p.value);
+            } else if p.name.eq_ignore_ascii_case(b"ttl") {
+                let value = p
+                    .value
+                    .and_then(parse_u32)
+                    .and_then(|t| u8::try_from(t).ok());
+                ttl = ttl.or(Some(value.ok_or_else(bad)?));
+            }
+            Ok(())
+        })?;
+        Ok(Via {
             raw,
             protocol,
             version,
@@ -71,50 +100,37 @@ impl<'a> Via<'a> {
             host_raw,
             port,
             params,
-        };
-        if let Some(Some(rport)) = params.get(b"rport") {
-            parse_port(rport)?;
-        }
-        if let Some(Some(ttl)) = params.get(b"ttl") {
-            if parse_u32(ttl).is_none_or(|t| t > 255) {
-                return Err(SipError::bad_request("bad Via ttl"));
-            }
-        }
-        if via.params.get(b"branch") == Some(None) {
-            return Err(SipError::bad_request("Via branch without value"));
-        }
-        Ok(via)
+            branch,
+            rport,
+            received,
+            maddr,
+            ttl,
+        })
     }
 
     /// The `branch` parameter value.
     pub fn branch(&self) -> Option<&'a [u8]> {
-        self.params.get(b"branch").flatten()
+        self.branch
     }
 
     /// `None`: no rport; `Some(None)`: `rport` without value; `Some(Some(p))`: `rport=p`.
     pub fn rport(&self) -> Option<Option<u16>> {
-        self.params
-            .get(b"rport")
-            .map(|v| v.and_then(|p| parse_port(p).ok()))
+        self.rport
     }
 
     /// The `received` parameter value.
     pub fn received(&self) -> Option<&'a [u8]> {
-        self.params.get(b"received").flatten()
+        self.received
     }
 
     /// The `maddr` parameter value.
     pub fn maddr(&self) -> Option<&'a [u8]> {
-        self.params.get(b"maddr").flatten()
+        self.maddr
     }
 
     /// The `ttl` parameter value.
     pub fn ttl(&self) -> Option<u8> {
-        self.params
-            .get(b"ttl")
-            .flatten()
-            .and_then(parse_u32)
-            .and_then(|t| u8::try_from(t).ok())
+        self.ttl
     }
 }
 
@@ -163,6 +179,7 @@ pub struct NameAddr<'a> {
     pub angle: bool,
     /// Header parameters after the address (`;tag=...`, `;expires=...`).
     pub params: Params<'a>,
+    tag: Option<&'a [u8]>,
 }
 
 impl<'a> NameAddr<'a> {
@@ -203,13 +220,16 @@ impl<'a> NameAddr<'a> {
                     .ok_or(SipError::bad_request("missing '>' in address"))?;
                 // Spaces just inside <> are tolerated (RFC 4475 badaspec: a liberal proxy).
                 let uri = Uri::parse(trim_lws(inner.get(..gt).unwrap_or_default()))?;
-                let params = Params::parse(skip_lws(inner.get(gt + 1..).unwrap_or_default()))?;
+                let mut tag = None;
+                let params =
+                    parse_header_params(inner.get(gt + 1..).unwrap_or_default(), &mut tag)?;
                 Ok(NameAddr {
                     raw,
                     display_raw,
                     uri,
                     angle: true,
                     params,
+                    tag,
                 })
             }
             None => {
@@ -220,13 +240,15 @@ impl<'a> NameAddr<'a> {
                     .unwrap_or(raw.len());
                 let (uri, rest) = raw.split_at(end);
                 let uri = Uri::parse(uri)?;
-                let params = Params::parse(skip_lws(rest))?;
+                let mut tag = None;
+                let params = parse_header_params(rest, &mut tag)?;
                 Ok(NameAddr {
                     raw,
                     display_raw: None,
                     uri,
                     angle: false,
                     params,
+                    tag,
                 })
             }
         }
@@ -243,13 +265,27 @@ impl<'a> NameAddr<'a> {
 
     /// The `tag` parameter value.
     pub fn tag(&self) -> Option<&'a [u8]> {
-        self.params.get(b"tag").flatten()
+        self.tag
     }
 
     /// A header parameter (`Some(None)` when present without value).
     pub fn param(&self, name: &[u8]) -> Option<Option<&'a [u8]>> {
         self.params.get(name)
     }
+}
+
+/// Header parameters of a name-addr, noting the tag on the way.
+fn parse_header_params<'a>(
+    raw: &'a [u8],
+    tag: &mut Option<&'a [u8]>,
+) -> Result<Params<'a>, SipError> {
+    Params::parse_each(skip_lws(raw), |p| {
+        // The first tag counts, as with `Params::get`.
+        if tag.is_none() && p.name.eq_ignore_ascii_case(b"tag") {
+            *tag = p.value;
+        }
+        Ok(())
+    })
 }
 
 /// One Contact value.
