@@ -64,6 +64,8 @@ pub struct ChildEnv {
     pub index: usize,
     pub rank: i32,
     pub role: Role,
+    /// `core.psx`'s description, also the process title.
+    pub description: String,
 }
 
 pub fn now_unix() -> u64 {
@@ -238,6 +240,7 @@ pub fn run(cli: &Cli, start: Startup<'_>) -> i32 {
                     index: index_of(slot, &slot_list),
                     rank: slot.rank,
                     role: slot.role.clone(),
+                    description: slot.description.clone(),
                 };
                 child_main(
                     &env,
@@ -325,14 +328,7 @@ fn child_main(
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     log::init(env.rank, debug, to_stderr, facility);
-    let short = match env.role {
-        Role::Worker { child, .. } => format!("siplab-w{child}"),
-        Role::Timer => "siplab-timer".into(),
-        Role::Ctl => "siplab-ctl".into(),
-    };
-    if let Ok(name) = std::ffi::CString::new(short) {
-        let _ = nix::sys::prctl::set_name(&name);
-    }
+    crate::title::set(&format!("siplab: {}", env.description));
     match env.role {
         Role::Worker { socket, .. } => {
             let (Some(sock), Some(spec)) = (sockets.get(socket), listen.get(socket)) else {

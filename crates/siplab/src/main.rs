@@ -7,6 +7,7 @@ mod host;
 mod log;
 mod net;
 mod supervisor;
+mod title;
 mod worker;
 
 use clap::Parser;
