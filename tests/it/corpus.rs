@@ -12,7 +12,11 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-const CORPUS_ROUTE: &str = r#"request_route {
+/// sanity's checks without `digest` (2048): judging credentials is an authenticating
+/// element's business (regaut01: "a proxy forwards it"), and Kamailio's digest check drops an
+/// unknown scheme silently.
+const CORPUS_ROUTE: &str = r#"modparam("sanity", "default_checks", 999)
+request_route {
     force_rport();
     if (!mf_process_maxfwd_header("10")) { sl_send_reply("483", "Too Many Hops"); exit; }
     if (!sanity_check()) { exit; }
@@ -409,27 +413,30 @@ fn every_rfc4475_message_gets_its_manifest_outcome_and_calls_still_work() {
             failures.push(format!("{file} ({why}): {e}"));
         }
     }
+    // The checks after the corpus run even when some files failed, so one report shows all.
+    let fwd_replies_after = proxy.stat("core:fwd_replies");
+    if fwd_replies_after != fwd_replies_before {
+        failures.push(format!(
+            "core:fwd_replies went {fwd_replies_before} -> {fwd_replies_after}: a corpus response was relayed"
+        ));
+    }
+    let workers_after: BTreeMap<i64, i32> =
+        proxy.workers().iter().map(|w| (w.rank, w.pid)).collect();
+    if workers_before != workers_after {
+        failures.push(format!(
+            "a worker died on the corpus: rank->pid {workers_before:?} -> {workers_after:?}"
+        ));
+    }
+    let client = Peer::bind();
+    gateway.drain(Duration::from_millis(1));
+    if let Err(e) = raw_call(&client, &gateway, proxy.addr(), "after-corpus-1") {
+        failures.push(format!("call after the corpus failed: {e}"));
+    }
     assert!(
         failures.is_empty(),
-        "{} corpus file(s) off their manifest outcome:\n{}\n--- siplab log tail\n{}",
+        "{} failure(s):\n{}\n--- siplab log tail\n{}",
         failures.len(),
         failures.join("\n"),
         tail(&proxy.log_text(), 40)
     );
-    assert_eq!(
-        proxy.stat("core:fwd_replies"),
-        fwd_replies_before,
-        "a corpus response was relayed somewhere"
-    );
-
-    let workers_after: BTreeMap<i64, i32> =
-        proxy.workers().iter().map(|w| (w.rank, w.pid)).collect();
-    assert_eq!(workers_before, workers_after, "a worker died on the corpus");
-    let client = Peer::bind();
-    if let Err(e) = raw_call(&client, &gateway, proxy.addr(), "after-corpus-1") {
-        panic!(
-            "call after the corpus failed: {e}\n{}",
-            tail(&proxy.log_text(), 30)
-        );
-    }
 }

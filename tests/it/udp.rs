@@ -75,8 +75,12 @@ pub fn first_line(datagram: &[u8]) -> String {
 
 /// The value of the first header named `name` (case-insensitive; long form only).
 pub fn header<'a>(datagram: &'a [u8], name: &str) -> Option<&'a str> {
-    let text = std::str::from_utf8(datagram).ok()?;
-    let head = text.split("\r\n\r\n").next()?;
+    // Only the head must be text: bodies may be binary (mpart01).
+    let end = datagram
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(datagram.len());
+    let head = std::str::from_utf8(&datagram[..end]).ok()?;
     head.split("\r\n").skip(1).find_map(|line| {
         let (n, v) = line.split_once(':')?;
         n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
