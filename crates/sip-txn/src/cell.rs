@@ -833,3 +833,105 @@ impl Cell {
         self.server.extend_wait(now, &clock)
     }
 }
+
+impl Cell {
+    /// Appends the cell's byte encoding (only the branches in use) to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        let mut w = crate::wire::Writer::new(out);
+        w.u8(crate::wire::WIRE_VERSION);
+        w.u64(self.born.0);
+        let t = self.timers;
+        for v in [t.t1, t.t2, t.fr, t.fr_inv, t.wait, t.max_lifetime] {
+            w.u32(v);
+        }
+        w.u32(self.request.0);
+        w.u32(self.e2e_reason.0);
+        w.raw(&self.md5.0);
+        w.u32(self.bucket);
+        w.u32(self.msg_flags);
+        self.server.encode(&mut w);
+        w.u16(self.on_failure.0);
+        w.u16(self.on_reply.0);
+        w.u16(self.on_branch.0);
+        w.u8(match self.method {
+            Method::Invite => 0,
+            Method::Ack => 1,
+            Method::Cancel => 2,
+            Method::Other => 3,
+        });
+        w.u8(self.flags);
+        w.u8(self.leg);
+        w.u8(self.failure_base);
+        w.u8(self.nr_branches);
+        for b in self.branches() {
+            b.encode(&mut w);
+        }
+    }
+
+    /// Decodes what [`Cell::encode`] wrote. Every enum discriminant and the branch count are
+    /// validated; returns the cell and the bytes after it.
+    pub fn decode(buf: &[u8]) -> Result<(Cell, &[u8]), crate::wire::WireError> {
+        use crate::wire::{Reader, WIRE_VERSION, WireError};
+        let mut r = Reader::new(buf);
+        if r.u8()? != WIRE_VERSION {
+            return Err(WireError("version"));
+        }
+        let born = Millis(r.u64()?);
+        let timers = TimerValues {
+            t1: r.u32()?,
+            t2: r.u32()?,
+            fr: r.u32()?,
+            fr_inv: r.u32()?,
+            wait: r.u32()?,
+            max_lifetime: r.u32()?,
+        };
+        let request = BufRef(r.u32()?);
+        let e2e_reason = BufRef(r.u32()?);
+        let mut md5 = [0u8; 16];
+        md5.copy_from_slice(r.take(16)?);
+        let bucket = r.u32()?;
+        let msg_flags = r.u32()?;
+        let server = ServerTx::decode(&mut r)?;
+        let on_failure = RouteId(r.u16()?);
+        let on_reply = RouteId(r.u16()?);
+        let on_branch = RouteId(r.u16()?);
+        let method = match r.u8()? {
+            0 => Method::Invite,
+            1 => Method::Ack,
+            2 => Method::Cancel,
+            3 => Method::Other,
+            _ => return Err(WireError("method")),
+        };
+        let flags = r.u8()?;
+        let leg = r.u8()?;
+        let failure_base = r.u8()?;
+        let nr_branches = r.u8()?;
+        if usize::from(nr_branches) > CELL_BRANCHES || failure_base > nr_branches {
+            return Err(WireError("branch count"));
+        }
+        let mut branches = [ClientTx::UNUSED; CELL_BRANCHES];
+        for b in branches.iter_mut().take(usize::from(nr_branches)) {
+            *b = ClientTx::decode(&mut r)?;
+        }
+        let cell = Cell {
+            born,
+            timers,
+            request,
+            e2e_reason,
+            md5: Md5Field(md5),
+            bucket,
+            msg_flags,
+            server,
+            branches,
+            on_failure,
+            on_reply,
+            on_branch,
+            method,
+            flags,
+            nr_branches,
+            leg,
+            failure_base,
+        };
+        Ok((cell, r.remaining()))
+    }
+}

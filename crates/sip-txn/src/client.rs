@@ -357,3 +357,85 @@ impl ClientTx {
         self.has(RELIABLE)
     }
 }
+
+impl ClientTx {
+    /// Writes this branch for [`crate::wire`].
+    pub(crate) fn encode(&self, w: &mut crate::wire::Writer<'_>) {
+        w.u32(self.request.0);
+        w.u32(self.reply.0);
+        w.u32(self.retr_at.raw());
+        w.u32(self.fr_at.raw());
+        w.u32(self.cancel_fr_at.raw());
+        w.u32(self.bflags);
+        w.u16(self.code);
+        w.u16(self.on_failure.0);
+        w.u16(self.on_reply.0);
+        match self.cancel_reason {
+            CancelReason::None => {
+                w.u8(0);
+                w.u16(0);
+            }
+            CancelReason::Cause(c) => {
+                w.u8(1);
+                w.u16(c);
+            }
+            CancelReason::CopyReceived => {
+                w.u8(2);
+                w.u16(0);
+            }
+        }
+        w.u8(self.state as u8);
+        w.u8(self.retr_count);
+        w.u8(self.flags);
+        w.u8(self.leg);
+    }
+
+    /// Reads a branch written by [`ClientTx::encode`], validating every discriminant.
+    pub(crate) fn decode(
+        r: &mut crate::wire::Reader<'_>,
+    ) -> Result<ClientTx, crate::wire::WireError> {
+        use crate::wire::WireError;
+        let request = BufRef(r.u32()?);
+        let reply = BufRef(r.u32()?);
+        let retr_at = Deadline::from_raw(r.u32()?);
+        let fr_at = Deadline::from_raw(r.u32()?);
+        let cancel_fr_at = Deadline::from_raw(r.u32()?);
+        let bflags = r.u32()?;
+        let code = r.u16()?;
+        let on_failure = RouteId(r.u16()?);
+        let on_reply = RouteId(r.u16()?);
+        let (tag, cause) = (r.u8()?, r.u16()?);
+        let cancel_reason = match tag {
+            0 => CancelReason::None,
+            1 => CancelReason::Cause(cause),
+            2 => CancelReason::CopyReceived,
+            _ => return Err(WireError("cancel reason")),
+        };
+        let state = match r.u8()? {
+            0 => ClientState::Unused,
+            1 => ClientState::Calling,
+            2 => ClientState::Proceeding,
+            3 => ClientState::Completed,
+            _ => return Err(WireError("branch state")),
+        };
+        if code > 699 {
+            return Err(WireError("branch status code"));
+        }
+        Ok(ClientTx {
+            request,
+            reply,
+            retr_at,
+            fr_at,
+            cancel_fr_at,
+            bflags,
+            code,
+            on_failure,
+            on_reply,
+            cancel_reason,
+            state,
+            retr_count: r.u8()?,
+            flags: r.u8()?,
+            leg: r.u8()?,
+        })
+    }
+}

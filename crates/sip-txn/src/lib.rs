@@ -30,9 +30,18 @@ pub mod key;
 pub mod reply;
 pub mod server;
 pub mod timer;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;
+
+/// Bytes one encoded branch takes (tests of the wire format).
+#[cfg(test)]
+pub(crate) fn client_wire_len() -> usize {
+    let mut v = Vec::new();
+    ClientTx::UNUSED.encode(&mut wire::Writer::new(&mut v));
+    v.len()
+}
 
 pub use action::{Action, ActionList, BufRef, RouteId, TxError};
 pub use branch::{
@@ -51,3 +60,4 @@ pub use key::{
 pub use reply::{BranchOutcome, LocalReason, Pick, pick_winner, reply_priority};
 pub use server::{ServerState, ServerTx, WaitExtension};
 pub use timer::{Deadline, Millis, Ticks, TimerValues, round_to_ticks};
+pub use wire::WireError;

@@ -183,3 +183,50 @@ impl ServerTx {
         WaitExtension::Rearmed
     }
 }
+
+impl ServerTx {
+    /// Writes the server side for [`crate::wire`].
+    pub(crate) fn encode(&self, w: &mut crate::wire::Writer<'_>) {
+        w.u32(self.reply.0);
+        w.u32(self.retr_at.raw());
+        w.u32(self.wait_at.raw());
+        w.u32(self.wait_start.raw());
+        w.u16(self.status);
+        w.u8(self.retr_count);
+        w.u8(self.state as u8);
+        w.u8(self.flags);
+    }
+
+    /// Reads what [`ServerTx::encode`] wrote, validating the state.
+    pub(crate) fn decode(
+        r: &mut crate::wire::Reader<'_>,
+    ) -> Result<ServerTx, crate::wire::WireError> {
+        let reply = BufRef(r.u32()?);
+        let retr_at = Deadline::from_raw(r.u32()?);
+        let wait_at = Deadline::from_raw(r.u32()?);
+        let wait_start = Deadline::from_raw(r.u32()?);
+        let status = r.u16()?;
+        let retr_count = r.u8()?;
+        let state = match r.u8()? {
+            0 => ServerState::Trying,
+            1 => ServerState::Proceeding,
+            2 => ServerState::Completed,
+            3 => ServerState::Confirmed,
+            4 => ServerState::Terminated,
+            _ => return Err(crate::wire::WireError("server state")),
+        };
+        if status > 699 {
+            return Err(crate::wire::WireError("server status code"));
+        }
+        Ok(ServerTx {
+            reply,
+            retr_at,
+            wait_at,
+            wait_start,
+            status,
+            retr_count,
+            state,
+            flags: r.u8()?,
+        })
+    }
+}

@@ -56,6 +56,16 @@ impl Deadline {
     /// The unarmed deadline.
     pub const NONE: Deadline = Deadline(u32::MAX);
 
+    /// The stored value (for [`crate::wire`]).
+    pub(crate) fn raw(self) -> u32 {
+        self.0
+    }
+
+    /// A deadline from its stored value (every `u32` is valid).
+    pub(crate) fn from_raw(v: u32) -> Deadline {
+        Deadline(v)
+    }
+
     /// A deadline at absolute time `at` for a cell born at `born` (saturates just below NONE).
     #[must_use]
     pub fn at(born: Millis, at: Millis) -> Deadline {
