@@ -344,6 +344,25 @@ pub struct RpcExport {
     pub handler: RpcFn,
 }
 
+/// What happens to a received reply after the module reply hooks ran.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReplyDisposition {
+    /// A module (tm) took the reply: relayed, stored or absorbed by its transaction.
+    Consumed,
+    /// No module claims it: the core forwards it statelessly along its second Via.
+    Forward,
+}
+
+/// Called for every reply after the core `reply_route` (Kamailio's tm `reply_received`
+/// hook): the ctx is the reply's, with the script available through [`Ctx::run_route`].
+pub type ReplyHookFn = fn(&mut Ctx<'_>) -> ReplyDisposition;
+/// Called once per request after `request_route` ended, however it ended (Kamailio's
+/// POST_SCRIPT callbacks: tm's delayed error reply and release, tmx's precheck slot).
+pub type PostScriptFn = fn(&mut Ctx<'_>);
+/// Called by the timer process every tick (16/s) with that process's runtime and host.
+/// The module builds its own [`Ctx`]s (with [`Ctx::set_script`]) to run routes.
+pub type TimerFn = fn(&crate::compile::Script, &mut Runtime, &mut dyn Host);
+
 /// Module init, before fork: params in, state and APIs out.
 pub type InitFn = fn(&mut ModInit<'_>) -> Result<(), String>;
 /// Per-process init after fork; `rank` as Kamailio (`> 0` workers, `0` main, negatives special).
@@ -360,6 +379,12 @@ pub struct ModuleExports {
     pub child_init: Option<ChildInitFn>,
     pub rpc: &'static [RpcExport],
     pub pvs: &'static [PvExport],
+    /// Reply hook (tm): see [`ReplyHookFn`].
+    pub reply_hook: Option<ReplyHookFn>,
+    /// End-of-request hook: see [`PostScriptFn`].
+    pub post_script: Option<PostScriptFn>,
+    /// Timer-process hook: see [`TimerFn`].
+    pub timer: Option<TimerFn>,
 }
 
 impl ModuleExports {
@@ -372,6 +397,9 @@ impl ModuleExports {
         child_init: None,
         rpc: &[],
         pvs: &[],
+        reply_hook: None,
+        post_script: None,
+        timer: None,
     };
 
     pub fn param(&self, name: &str) -> Option<&'static ParamExport> {
@@ -441,6 +469,12 @@ impl ModInit<'_> {
     /// An API registered by a module initialised earlier.
     pub fn api<A: ?Sized + Send + Sync + 'static>(&self) -> Option<Arc<A>> {
         self.rt.apis.get::<A>()
+    }
+
+    /// The shared region mapped before fork (`None` in `siplab -c` and in tests that do
+    /// not provide one).
+    pub fn shm(&self) -> Option<&'static sip_shm::Region> {
+        self.rt.shm()
     }
 }
 
@@ -703,6 +737,12 @@ impl AvpStore {
     pub fn clear(&mut self) {
         self.entries.clear();
     }
+
+    /// Every name with its values (newest first), e.g. for tm to save them with a
+    /// transaction.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[Value])> + '_ {
+        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+    }
 }
 
 /// Everything a script run and a module handler may read or change for one message.
@@ -746,6 +786,8 @@ pub struct Ctx<'a> {
     msg_data: HashMap<TypeId, Box<dyn Any + Send>>,
     pub host: &'a mut dyn Host,
     pub(crate) rt: &'a mut Runtime,
+    /// The compiled script, so modules can run route blocks ([`Ctx::run_route`]).
+    script: Option<&'a crate::compile::Script>,
 }
 
 impl fmt::Debug for Ctx<'_> {
@@ -790,7 +832,49 @@ impl<'a> Ctx<'a> {
             msg_data: HashMap::new(),
             host,
             rt,
+            script: None,
         }
+    }
+
+    /// Makes the script available to modules running in this context (tm runs
+    /// onreply/failure/branch routes); the binary sets it on every context it builds.
+    pub fn set_script(&mut self, script: &'a crate::compile::Script) {
+        self.script = Some(script);
+    }
+
+    /// The script set with [`Ctx::set_script`].
+    pub fn script(&self) -> Option<&'a crate::compile::Script> {
+        self.script
+    }
+
+    /// Runs a top-level route block in this context (`ctx.route_kind` becomes its kind).
+    /// Without a script the run is an error outcome.
+    pub fn run_route(&mut self, id: RouteId) -> crate::interp::Outcome {
+        match self.script {
+            Some(script) => script.run_route(id, self),
+            None => {
+                let message = format!("cannot run {}: no script in context", id.kind.keyword());
+                crate::interp::Outcome::Error(crate::interp::RunError {
+                    span: crate::span::Span::default(),
+                    location: message.clone(),
+                    message,
+                })
+            }
+        }
+    }
+
+    /// A fresh context for another message (tm: the transaction's request in
+    /// failure_route) sharing this context's runtime, host and script.
+    pub fn child<'b>(&'b mut self, msg: &'b Message, src: Source, kind: RouteKind) -> Ctx<'b> {
+        let script = self.script;
+        let mut c = Ctx::new(&mut *self.rt, &mut *self.host, msg, src, kind);
+        c.script = script;
+        c
+    }
+
+    /// The shared region, if the binary provided one.
+    pub fn shm(&self) -> Option<&'static sip_shm::Region> {
+        self.rt.shm()
     }
 
     /// Per-message data a module keeps between its calls for this message (Kamailio modules

@@ -136,6 +136,42 @@ impl Script {
         Ok(())
     }
 
+    /// Hands a reply to every module reply hook in load order (after the core
+    /// `reply_route`); the first that consumes it wins.
+    pub fn run_reply_hooks(&self, ctx: &mut Ctx<'_>) -> crate::abi::ReplyDisposition {
+        for m in &self.modules {
+            if let Some(hook) = m.exports.reply_hook {
+                if hook(ctx) == crate::abi::ReplyDisposition::Consumed {
+                    return crate::abi::ReplyDisposition::Consumed;
+                }
+            }
+        }
+        crate::abi::ReplyDisposition::Forward
+    }
+
+    /// Runs every module's end-of-request hook (after `request_route`, however it ended).
+    pub fn run_post_script(&self, ctx: &mut Ctx<'_>) {
+        for m in &self.modules {
+            if let Some(hook) = m.exports.post_script {
+                hook(ctx);
+            }
+        }
+    }
+
+    /// Whether any loaded module has a timer hook.
+    pub fn has_timers(&self) -> bool {
+        self.modules.iter().any(|m| m.exports.timer.is_some())
+    }
+
+    /// One timer tick: every module's timer hook (called by the timer process).
+    pub fn run_timers(&self, rt: &mut Runtime, host: &mut dyn crate::abi::Host) {
+        for m in &self.modules {
+            if let Some(hook) = m.exports.timer {
+                hook(self, rt, host);
+            }
+        }
+    }
+
     /// Runs `request_route` (a config without one does nothing: exit).
     pub fn run_request(&self, ctx: &mut Ctx<'_>) -> Outcome {
         ctx.route_kind = RouteKind::Request;

@@ -27,6 +27,8 @@ pub struct Runtime {
     pub while_limit: u32,
     /// Deepest `route()` nesting before the run stops with an error.
     pub route_depth_limit: u32,
+    /// The shared-memory region the binary mapped before fork (tm's table lives in it).
+    shm: Option<&'static sip_shm::Region>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -56,7 +58,19 @@ impl Runtime {
             regex_cache: HashMap::new(),
             while_limit: WHILE_LIMIT,
             route_depth_limit: ROUTE_DEPTH_LIMIT,
+            shm: None,
         }
+    }
+
+    /// Hands the shared region to modules; the binary calls it before `init_modules` so tm
+    /// can create its table there (tests pass a leaked `Region::heap`).
+    pub fn set_shm(&mut self, region: &'static sip_shm::Region) {
+        self.shm = Some(region);
+    }
+
+    /// The shared region, when the binary (or a test) provided one.
+    pub fn shm(&self) -> Option<&'static sip_shm::Region> {
+        self.shm
     }
 
     pub fn core(&self) -> &CoreParams {

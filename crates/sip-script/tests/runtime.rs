@@ -688,3 +688,61 @@ fn per_message_module_data_lives_with_the_ctx() {
     let ctx = Ctx::new(&mut rt, &mut host, &msg, source(), RouteKind::Request);
     assert_eq!(ctx.msg_data::<u32>(), None, "a new message starts empty");
 }
+
+// ---- module ABI for tm: routes from a handler's context, child contexts ----------------------
+
+#[test]
+fn ctx_run_route_needs_the_script_and_child_ctx_shares_runtime_and_host() {
+    let s = script(
+        r#"failure_route[F] { note("child $ru"); $var(seen) = 1; }
+        request_route { exit; }"#,
+    );
+    let id = s.route_id(RouteKind::Failure, Some("F")).unwrap();
+    let mut rt = s.new_runtime();
+    let mut host = TestHost::new();
+    let msg = parse(INVITE);
+    let other = parse(&INVITE.replacen("sip:bob@", "sip:carol@", 1));
+    let mut ctx = Ctx::new(&mut rt, &mut host, &msg, source(), RouteKind::Request);
+    // Without a script a module cannot run a route: an error outcome, not a panic.
+    assert!(matches!(ctx.run_route(id), Outcome::Error(_)));
+    ctx.set_script(&s);
+    let out = {
+        let mut child = ctx.child(&other, source(), RouteKind::Failure);
+        child.run_route(id)
+    };
+    assert_eq!(
+        out,
+        Outcome::Exit {
+            drop: false,
+            ret: 1
+        }
+    );
+    // The parent's own state is untouched by the child run.
+    assert_eq!(ctx.route_kind, RouteKind::Request);
+    drop(ctx);
+    assert!(
+        logs(&host)
+            .iter()
+            .any(|l| l.starts_with("child sip:carol@"))
+    );
+}
+
+#[test]
+fn avp_store_iter_lists_names_with_newest_first_values() {
+    use sip_script::Value;
+    let mut avps = sip_script::AvpStore::new();
+    avps.push("a", Value::Int(1));
+    avps.push("a", Value::Int(2));
+    avps.push("b", Value::Str("x".into()));
+    let all: Vec<(String, Vec<Value>)> = avps
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_vec()))
+        .collect();
+    assert_eq!(
+        all,
+        [
+            ("a".to_string(), vec![Value::Int(2), Value::Int(1)]),
+            ("b".to_string(), vec![Value::Str("x".into())])
+        ]
+    );
+}
