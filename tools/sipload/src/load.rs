@@ -133,7 +133,11 @@ impl LoadReport {
 impl fmt::Display for LoadReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut h = self.setup.clone();
-        let ms = |d: Option<Duration>| d.map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0);
+        let ms = |d: Option<Duration>| {
+            d.map_or("-".to_string(), |d| {
+                format!("{:.2}", d.as_secs_f64() * 1000.0)
+            })
+        };
         writeln!(
             f,
             "calls ok {} failed {} in {:.2} s ({:.1} calls/s)",
@@ -144,7 +148,7 @@ impl fmt::Display for LoadReport {
         )?;
         writeln!(
             f,
-            "setup latency ms: min {:.2} p50 {:.2} p90 {:.2} p99 {:.2} max {:.2} mean {:.2}",
+            "setup latency ms: min {} p50 {} p90 {} p99 {} max {} mean {}",
             ms(h.min()),
             ms(h.percentile(50.0)),
             ms(h.percentile(90.0)),

@@ -90,13 +90,14 @@ fn main() -> ExitCode {
                 }
             };
             eprintln!("sipload uas listening on {}", gw.addr());
-            let end = duration.map(|s| Instant::now() + Duration::from_secs(s));
+            let began = Instant::now();
+            let end = duration.map(|s| began + Duration::from_secs(s));
             let mut seen = 0;
             while end.is_none_or(|e| Instant::now() < e) {
                 std::thread::sleep(Duration::from_millis(200));
                 let received = gw.received();
                 for d in received.iter().skip(seen) {
-                    println!("{:?} {} {}", d.at, d.peer, d.first_line());
+                    println!("{:10.3} {} {}", d.secs_since(began), d.peer, d.first_line());
                 }
                 seen = received.len();
             }
