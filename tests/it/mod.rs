@@ -8,3 +8,4 @@ mod cfg_check;
 mod corpus;
 mod garbage;
 mod process;
+mod tm;
