@@ -176,6 +176,13 @@ impl Uac {
         }
     }
 
+    /// Sends `bytes` at `at` (or at once if it has passed) while this UAC waits for replies:
+    /// the building block of race scenarios (a CANCEL 300 ms after the INVITE, a copy that
+    /// lands while another worker still runs the script).
+    pub fn schedule(&mut self, at: Instant, bytes: Vec<u8>) {
+        self.scheduled.push((at, bytes));
+    }
+
     /// The same request as a new transaction of the same call (new branch), sent now.
     pub fn new_branch(&mut self, call: &Call) -> Result<Call, SiploadError> {
         let branch = self.branch();
@@ -192,10 +199,15 @@ impl Uac {
         Ok(copy)
     }
 
+    /// The CANCEL for the call's INVITE, with `reasons` as full `Reason: ...` lines.
+    pub fn build_cancel(&self, call: &Call, reasons: &[&str]) -> Result<Vec<u8>, SiploadError> {
+        let reasons: Vec<&[u8]> = reasons.iter().map(|r| r.as_bytes()).collect();
+        Ok(sip_msg::build::build_cancel(&call.request, &reasons)?)
+    }
+
     /// Sends the CANCEL for the call's INVITE, with `reasons` as full `Reason: ...` lines.
     pub fn cancel(&self, call: &Call, reasons: &[&str]) -> Result<(), SiploadError> {
-        let reasons: Vec<&[u8]> = reasons.iter().map(|r| r.as_bytes()).collect();
-        let bytes = sip_msg::build::build_cancel(&call.request, &reasons)?;
+        let bytes = self.build_cancel(call, reasons)?;
         self.send_raw(&bytes)
     }
 

@@ -271,3 +271,27 @@ fn load_run_counts_rejected_and_unanswered_calls_as_failed() -> TestResult {
     assert!(silent.requests("INVITE").len() >= 4);
     Ok(())
 }
+
+#[test]
+fn a_scheduled_cancel_goes_out_while_waiting_and_ends_the_call_with_487() -> TestResult {
+    let gw = gateway(Mode::Ring);
+    let mut uac = Uac::bind(gw.addr())?;
+    let call = uac.invite(&ruri(&gw), &[])?;
+    let cancel = uac.build_cancel(&call, &[])?;
+    uac.schedule(call.sent_at + Duration::from_millis(200), cancel);
+    let fin = uac
+        .wait_final(&call, "INVITE", STEP)?
+        .expect("INVITE final");
+    assert_eq!(fin.status(), Some(487));
+    let cancel = gw
+        .wait_for(STEP, |d| d.is_request("CANCEL"))
+        .expect("CANCEL");
+    assert!(cancel.headers("Reason").is_empty());
+    let ringing = gw
+        .sent()
+        .into_iter()
+        .find(|d| d.status() == Some(180))
+        .expect("180 sent");
+    assert!(cancel.at >= ringing.at, "the CANCEL waited for its time");
+    Ok(())
+}
