@@ -1,7 +1,9 @@
-//! Process primitives that need `unsafe` and therefore live here, the project's only
-//! `unsafe` crate: `fork` for the supervisor and the fork-based tests.
+//! Process primitives that need `unsafe` or write raw process memory, and therefore live
+//! here, the project's only such crate: `fork` for the supervisor and the fork-based tests,
+//! and the process title.
 
 use nix::unistd::{ForkResult, Pid};
+use std::io::{Seek, SeekFrom, Write};
 
 /// Which side of a fork we are on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,4 +30,64 @@ pub fn fork() -> nix::Result<Forked> {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: `_exit` is async-signal-safe and has no preconditions.
     unsafe { libc::_exit(code) }
+}
+
+/// `arg_start` and `arg_end` (fields 48 and 49 of `/proc/self/stat`, see proc(5)).
+fn argv_area() -> Option<(u64, u64)> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may contain spaces; fields after it start past the last ')'.
+    let rest = stat.get(stat.rfind(')')? + 1..)?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // `rest` starts at field 3, so field N is at index N - 3.
+    let start = fields.get(48 - 3)?.parse().ok()?;
+    let end = fields.get(49 - 3)?.parse().ok()?;
+    (end > start).then_some((start, end))
+}
+
+/// Sets the title `ps` shows (`siplab: udp receiver child=0 sock=...`, like Kamailio) and the
+/// 15-byte kernel name `top` shows. The title is written over this process's own argv strings
+/// through `/proc/self/mem`, cut to their original length and NUL-padded.
+///
+/// Why this is sound without `unsafe`: the argv area belongs to this process, nothing in Rust
+/// holds a reference into it (std reads it only through raw pointers when `env::args` is
+/// called, and then finds NUL-terminated strings), and the write never leaves the area that
+/// `/proc/self/stat` reports. Call it after the command line was parsed.
+pub fn set_process_title(title: &str) {
+    if let Ok(name) = std::ffi::CString::new(
+        title
+            .trim_start_matches("siplab: ")
+            .chars()
+            .take(15)
+            .collect::<String>(),
+    ) {
+        let _ = nix::sys::prctl::set_name(&name);
+    }
+    let Some((start, end)) = argv_area() else {
+        return;
+    };
+    let cap = (end - start) as usize;
+    let mut bytes = vec![0u8; cap];
+    let n = title.len().min(cap.saturating_sub(1));
+    if let (Some(dst), Some(src)) = (bytes.get_mut(..n), title.as_bytes().get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    let Ok(mut mem) = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/proc/self/mem")
+    else {
+        return;
+    };
+    if mem.seek(SeekFrom::Start(start)).is_ok() {
+        let _ = mem.write_all(&bytes);
+    }
+}
+
+#[cfg(test)]
+mod title_tests {
+    #[test]
+    fn argv_area_is_found_and_holds_our_command_line() {
+        let (start, end) = super::argv_area().expect("/proc/self/stat has arg_start/arg_end");
+        let cmdline = std::fs::read("/proc/self/cmdline").expect("cmdline");
+        assert_eq!((end - start) as usize, cmdline.len());
+    }
 }

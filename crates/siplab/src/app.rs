@@ -125,9 +125,25 @@ pub trait MessageHandler {
     fn handle(&mut self, data: &[u8], src: std::net::SocketAddr);
 }
 
-/// Builds the handler of a worker for one socket (called in the child after fork).
-pub type HandlerFactory<'a> =
-    dyn Fn(&ChildEnv, &UdpSocket, &ListenSpec, &'static Shared) -> Box<dyn MessageHandler> + 'a;
+/// What each kind of child runs, built in the child after fork (where module `child_init`
+/// runs first, with the child's copy of the runtime initialised before fork).
+pub trait ChildBodies {
+    /// A worker's per-message handler for one listen socket.
+    fn worker(
+        &self,
+        env: &ChildEnv,
+        sock: &UdpSocket,
+        spec: &ListenSpec,
+        shared: &'static Shared,
+    ) -> Box<dyn MessageHandler>;
+    /// The timer process's work for one tick (16 per second).
+    fn timer(&self, env: &ChildEnv, sock: &UdpSocket, shared: &'static Shared) -> Box<dyn FnMut()>;
+    /// The ctl process's module `child_init`.
+    fn ctl(&self, env: &ChildEnv);
+}
+
+/// Module init before fork, once shared memory exists (Kamailio's `mod_init` order).
+pub type InitFn<'a> = dyn Fn(&'static Shared) -> Result<(), String> + 'a;
 
 /// A ctl method added by the caller (module RPC exports).
 pub type ExtraRpc<'a> = Box<dyn Fn(&Shared, &[Value]) -> Result<Value, RpcError> + 'a>;
@@ -140,7 +156,12 @@ pub struct Startup<'a> {
     pub log_stderr: bool,
     pub log_facility: u8,
     pub worker_exit: WorkerExit,
-    pub handler: &'a HandlerFactory<'a>,
+    /// `cfg.get core NAME` answers from this object.
+    pub core_params: Value,
+    /// The ctl socket when the cfg names one and `--run-dir` does not override it.
+    pub ctl_socket: Option<PathBuf>,
+    pub bodies: &'a dyn ChildBodies,
+    pub init: &'a InitFn<'a>,
     /// Extra ctl methods from modules.
     pub rpc: Vec<(String, ExtraRpc<'a>)>,
 }
@@ -159,11 +180,21 @@ pub fn run(cli: &Cli, start: Startup<'_>) -> i32 {
             Err(e) => return fatal(&format!("cannot bind udp:{}: {e}", spec.addr)),
         }
     }
-    let ctl_path = ctl_socket_path(cli.run_dir.as_deref());
+    let ctl_path = match (&cli.run_dir, &start.ctl_socket) {
+        (None, Some(p)) => p.clone(),
+        _ => ctl_socket_path(cli.run_dir.as_deref()),
+    };
     let ctl_listener = match bind_ctl(&ctl_path) {
         Ok(l) => l,
         Err(e) => return fatal(&e),
     };
+    // Children inherit the mapping; the supervisor keeps it until it exits.
+    let shared: &'static Shared = Box::leak(Box::new(shared));
+    // Module init (mod_init) sees shared memory; its errors still come before any fork.
+    if let Err(e) = (start.init)(shared) {
+        let _ = std::fs::remove_file(&ctl_path);
+        return fatal(&e);
+    }
 
     // 2. Detach like Kamailio unless -D/-DD; the pidfile gets the final supervisor pid.
     if cli.fork_mode() == ForkMode::Daemon {
@@ -216,13 +247,29 @@ pub fn run(cli: &Cli, start: Startup<'_>) -> i32 {
     slots.push(ChildSlot::new(-2, Role::Ctl, "ctl handler".into()));
 
     let mut rpc = RpcRegistry::default();
-    register_core_rpc(&mut rpc, &shared, started);
-    let shared_ref: &'static Shared = Box::leak(Box::new(shared));
+    register_core_rpc(&mut rpc, shared, started);
+    let core_params = start.core_params;
+    rpc.register("cfg.get", move |p| {
+        let group = p.first().and_then(Value::as_str).unwrap_or("core");
+        if group != "core" {
+            return Err(RpcError {
+                code: -32602,
+                message: format!("unknown cfg group `{group}`"),
+            });
+        }
+        match p.get(1).and_then(Value::as_str) {
+            None => Ok(core_params.clone()),
+            Some(name) => core_params.get(name).cloned().ok_or_else(|| RpcError {
+                code: -32602,
+                message: format!("unknown core parameter `{name}`"),
+            }),
+        }
+    });
     for (name, f) in start.rpc {
-        rpc.register(&name, move |p| f(shared_ref, p));
+        rpc.register(&name, move |p| f(shared, p));
     }
 
-    let handler = start.handler;
+    let bodies = start.bodies;
     let listen = start.listen.clone();
     let (debug, to_stderr, facility) = (start.debug, start.log_stderr, start.log_facility);
     let index_of = |slot: &ChildSlot, all: &[ChildSlot]| {
@@ -244,18 +291,18 @@ pub fn run(cli: &Cli, start: Startup<'_>) -> i32 {
                 };
                 child_main(
                     &env,
-                    shared_ref,
+                    shared,
                     &sockets,
                     &listen,
                     &ctl_listener,
                     &rpc,
-                    handler,
+                    bodies,
                     (debug, to_stderr, facility),
                 )
             }
         }
     };
-    let procs = &shared_ref.procs;
+    let procs = &shared.procs;
     let on_spawn_slots = slots.clone();
     let on_spawn = Box::new(move |slot: &ChildSlot| {
         let idx = index_of(slot, &on_spawn_slots);
@@ -321,20 +368,20 @@ fn child_main(
     listen: &[ListenSpec],
     ctl: &UnixListener,
     rpc: &RpcRegistry<'_>,
-    handler: &HandlerFactory<'_>,
+    bodies: &dyn ChildBodies,
     (debug, to_stderr, facility): (i32, bool, u8),
 ) -> ! {
     // Die with the supervisor, take default signal behaviour again.
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGTERM);
     let _ = sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None);
     log::init(env.rank, debug, to_stderr, facility);
-    crate::title::set(&format!("siplab: {}", env.description));
+    sip_shm::os::set_process_title(&format!("siplab: {}", env.description));
     match env.role {
         Role::Worker { socket, .. } => {
             let (Some(sock), Some(spec)) = (sockets.get(socket), listen.get(socket)) else {
                 exit_now(1)
             };
-            let mut h = handler(env, sock, spec, shared);
+            let mut h = bodies.worker(env, sock, spec, shared);
             let mut buf = vec![0u8; 65535];
             loop {
                 match sock.recv_from(&mut buf) {
@@ -352,16 +399,36 @@ fn child_main(
                 }
             }
         }
-        Role::Ctl => rpc.serve(ctl),
-        Role::Timer => loop {
-            // Time-driven work (tm retransmissions, dispatcher pings) arrives with those modules;
-            // until then the timer process only keeps Kamailio's 16 ticks/s heartbeat.
-            std::thread::sleep(std::time::Duration::from_micros(62_500));
-        },
+        Role::Ctl => {
+            bodies.ctl(env);
+            rpc.serve(ctl)
+        }
+        Role::Timer => {
+            let Some(sock) = sockets.first() else {
+                exit_now(1)
+            };
+            let mut tick = bodies.timer(env, sock, shared);
+            // Kamailio's timer resolution: 16 ticks/s. Deadlines advance by a fixed step so a
+            // slow tick does not make the clock drift.
+            let step = std::time::Duration::from_micros(62_500);
+            let mut next = std::time::Instant::now() + step;
+            loop {
+                let now = std::time::Instant::now();
+                if next > now {
+                    std::thread::sleep(next - now);
+                }
+                tick();
+                next += step;
+                if next + step * 16 < std::time::Instant::now() {
+                    // Far behind (stopped or overloaded): skip ticks rather than burst.
+                    next = std::time::Instant::now() + step;
+                }
+            }
+        }
     }
 }
 
-fn register_core_rpc(rpc: &mut RpcRegistry, shared: &Shared, started: u64) {
+fn register_core_rpc(rpc: &mut RpcRegistry<'_>, shared: &Shared, started: u64) {
     let region = shared.region;
     rpc.register("core.version", |_| {
         Ok(json!(format!("siplab {}", env!("CARGO_PKG_VERSION"))))

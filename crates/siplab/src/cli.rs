@@ -9,8 +9,7 @@ use std::path::PathBuf;
     name = "siplab",
     version,
     about = "A Kamailio-style multi-process SIP proxy for the lab",
-    disable_version_flag = true,
-    args_conflicts_with_subcommands = true
+    disable_version_flag = true
 )]
 pub struct Cli {
     /// Configuration file (Kamailio syntax).
@@ -69,7 +68,7 @@ pub struct Cli {
     #[arg(long = "trace", value_name = "FILE")]
     pub trace: Option<PathBuf>,
 
-    /// Run directory for the ctl socket (default: /tmp/siplab-<uid>).
+    /// Run directory for the ctl socket `siplab_ctl` (default: /tmp/siplab); also read by `ctl`.
     #[arg(long = "run-dir", value_name = "DIR")]
     pub run_dir: Option<PathBuf>,
 
@@ -166,6 +165,14 @@ mod tests {
         let cli = Cli::try_parse_from(["siplab", "-D", "-c"]).expect("parses");
         assert_eq!(cli.fork_mode(), ForkMode::NoFork);
         assert!(cli.check);
+    }
+
+    #[test]
+    fn ctl_subcommand_accepts_the_run_dir() {
+        let cli = Cli::try_parse_from(["siplab", "--run-dir", "/tmp/x", "ctl", "core.psx"])
+            .expect("parses");
+        assert_eq!(cli.run_dir.as_deref(), Some(std::path::Path::new("/tmp/x")));
+        assert!(matches!(cli.command, Some(Command::Ctl { .. })));
     }
 
     #[test]

@@ -143,14 +143,7 @@ pub fn write(level: Level, module: &str, text: &str) {
     if (level as i32) > l.max {
         return;
     }
-    let line = format!(
-        " {}({}) {}: <{}> {}\n",
-        l.rank,
-        l.pid,
-        level.label(),
-        module,
-        text.trim_end_matches('\n')
-    );
+    let line = format_line(l.rank, l.pid, level, module, text);
     match &l.sink {
         Sink::Stderr => {
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
@@ -170,6 +163,14 @@ pub fn write(level: Level, module: &str, text: &str) {
     }
 }
 
+/// One line as Kamailio prints it: ` 1(123) INFO: <script>: text` for the script's xlog,
+/// ` 0(123) NOTICE: <core> text` for everything else.
+fn format_line(rank: i32, pid: u32, level: Level, module: &str, text: &str) -> String {
+    let text = text.trim_end_matches('\n');
+    let sep = if module == "script" { ":" } else { "" };
+    format!(" {rank}({pid}) {}: <{module}>{sep} {text}\n", level.label())
+}
+
 /// `log!(Level::Info, "core", "listening on {}", addr)`
 #[macro_export]
 macro_rules! log {
@@ -183,6 +184,18 @@ macro_rules! log {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn xlog_lines_have_kamailios_shape() {
+        assert_eq!(
+            format_line(1, 42, Level::Info, "script", "REQ INVITE\n"),
+            " 1(42) INFO: <script>: REQ INVITE\n"
+        );
+        assert_eq!(
+            format_line(0, 7, Level::Notice, "core", "started"),
+            " 0(7) NOTICE: <core> started\n"
+        );
+    }
 
     #[test]
     fn kamailio_levels_order_and_clamp() {

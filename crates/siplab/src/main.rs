@@ -1,4 +1,5 @@
 //! The `siplab` executable: CLI, supervisor, workers, timer and ctl processes.
+#![forbid(unsafe_code)]
 
 mod app;
 mod cli;
@@ -7,7 +8,6 @@ mod host;
 mod log;
 mod net;
 mod supervisor;
-mod title;
 mod worker;
 
 use clap::Parser;
@@ -56,50 +56,23 @@ fn main() -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let core = &cfg.core;
-    // Module init runs once, before fork; every child starts from a copy of this runtime.
     let script: &'static Script = Box::leak(Box::new(script));
-    let mut rt = script.new_runtime();
-    if let Err(e) = script.init_modules(&mut rt) {
-        eprintln!("ERROR: module {} init failed: {}", e.module, e.message);
-        return ExitCode::from(1);
-    }
-    let pre_fork_rt = RefCell::new(Some(rt));
-    let epoch = Instant::now();
-    let locals = local_addrs(&listen, &core.aliases);
-    let handler: &app::HandlerFactory<'_> = &|env, sock, spec, shared| {
-        let mut rt = pre_fork_rt
-            .borrow_mut()
-            .take()
-            .unwrap_or_else(|| script.new_runtime());
-        if let Err(e) = script.child_init(&mut rt, env.rank) {
-            log!(
-                log::Level::Crit,
-                "core",
-                "module {} child_init failed: {}",
-                e.module,
-                e.message
-            );
-            sip_shm::os::exit_now(1);
-        }
-        let socket = match sock.try_clone() {
-            Ok(s) => s,
-            Err(e) => {
-                log!(
-                    log::Level::Crit,
-                    "core",
-                    "cannot clone the listen socket: {e}"
-                );
-                sip_shm::os::exit_now(1)
-            }
-        };
-        let host =
-            host::WorkerHost::new(socket, locals.clone(), epoch, env.rank, shared, env.index);
-        let local = LocalSocket {
-            addr: spec.addr,
-            proto: Proto::Udp,
-            advertise: spec.advertise.clone(),
-        };
-        Box::new(worker::Worker::new(script, rt, host, local, shared, env))
+    let bodies = Bodies {
+        script,
+        rt: RefCell::new(None),
+        epoch: Instant::now(),
+        locals: local_addrs(&listen, &core.aliases),
+    };
+    // Module init runs once, before fork, with shared memory mapped; every child starts
+    // from a copy of this runtime.
+    let init = |shared: &'static app::Shared| -> Result<(), String> {
+        let mut rt = script.new_runtime();
+        rt.set_shm(shared.region);
+        script
+            .init_modules(&mut rt)
+            .map_err(|e| format!("module {} init failed: {}", e.module, e.message))?;
+        *bodies.rt.borrow_mut() = Some(rt);
+        Ok(())
     };
     let start = app::Startup {
         listen,
@@ -111,10 +84,126 @@ fn main() -> ExitCode {
             sip_script::core_params::WorkerExit::Respawn => supervisor::WorkerExit::Respawn,
             sip_script::core_params::WorkerExit::Shutdown => supervisor::WorkerExit::Shutdown,
         },
-        handler,
-        rpc: module_rpc(script, &pre_fork_rt),
+        core_params: core_params_json(&cfg, &cli),
+        ctl_socket: ctl_socket_from_cfg(&cfg),
+        bodies: &bodies,
+        init: &init,
+        rpc: module_rpc(script, &bodies.rt),
     };
     ExitCode::from(app::run(&cli, start).clamp(0, 255) as u8)
+}
+
+/// The per-role bodies of the children, sharing the compiled script and the runtime that
+/// module init prepared before fork (each child works on its own copy of it).
+struct Bodies {
+    script: &'static Script,
+    rt: RefCell<Option<Runtime>>,
+    epoch: Instant,
+    locals: Vec<LocalAddr>,
+}
+
+impl Bodies {
+    /// This child's runtime after module `child_init(rank)`; a failure ends the child.
+    fn child_runtime(&self, rank: i32) -> Runtime {
+        let mut rt = self
+            .rt
+            .borrow_mut()
+            .take()
+            .unwrap_or_else(|| self.script.new_runtime());
+        if let Err(e) = self.script.child_init(&mut rt, rank) {
+            log!(
+                log::Level::Crit,
+                "core",
+                "module {} child_init failed: {}",
+                e.module,
+                e.message
+            );
+            sip_shm::os::exit_now(1);
+        }
+        rt
+    }
+
+    fn host(
+        &self,
+        sock: &std::net::UdpSocket,
+        env: &app::ChildEnv,
+        shared: &'static app::Shared,
+    ) -> host::WorkerHost {
+        let socket = match sock.try_clone() {
+            Ok(s) => s,
+            Err(e) => {
+                log!(
+                    log::Level::Crit,
+                    "core",
+                    "cannot clone the listen socket: {e}"
+                );
+                sip_shm::os::exit_now(1)
+            }
+        };
+        host::WorkerHost::new(
+            socket,
+            self.locals.clone(),
+            self.epoch,
+            env.rank,
+            shared,
+            env.index,
+        )
+    }
+}
+
+impl app::ChildBodies for Bodies {
+    fn worker(
+        &self,
+        env: &app::ChildEnv,
+        sock: &std::net::UdpSocket,
+        spec: &ListenSpec,
+        shared: &'static app::Shared,
+    ) -> Box<dyn app::MessageHandler> {
+        let rt = self.child_runtime(env.rank);
+        let host = self.host(sock, env, shared);
+        let local = LocalSocket {
+            addr: spec.addr,
+            proto: Proto::Udp,
+            advertise: spec.advertise.clone(),
+        };
+        Box::new(worker::Worker::new(
+            self.script,
+            rt,
+            host,
+            local,
+            shared,
+            env,
+        ))
+    }
+
+    fn timer(
+        &self,
+        env: &app::ChildEnv,
+        sock: &std::net::UdpSocket,
+        shared: &'static app::Shared,
+    ) -> Box<dyn FnMut()> {
+        let mut rt = self.child_runtime(env.rank);
+        let mut host = self.host(sock, env, shared);
+        let script = self.script;
+        Box::new(move || script.run_timers(&mut rt, &mut host))
+    }
+
+    fn ctl(&self, env: &app::ChildEnv) {
+        // The ctl process keeps its runtime in place: module RPC handlers borrow it.
+        let mut guard = self.rt.borrow_mut();
+        if let Some(rt) = guard.as_mut()
+            && let Err(e) = self.script.child_init(rt, env.rank)
+        {
+            log!(
+                log::Level::Crit,
+                "core",
+                "module {} child_init failed: {}",
+                e.module,
+                e.message
+            );
+            sip_shm::os::exit_now(1);
+        }
+    }
 }
 
 /// Loads, checks and compiles the cfg; every problem is rendered with file:line:col.
@@ -135,6 +224,44 @@ fn load_cfg(cli: &Cli) -> Result<(Config, Script), String> {
     let script =
         sip_script::compile(&cfg, sip_modules::all_modules()).map_err(|d| cfg.render(&d))?;
     Ok((cfg, script))
+}
+
+/// `cfg.get core NAME`: the core parameters in force (cfg values with the CLI's overrides).
+fn core_params_json(cfg: &Config, cli: &Cli) -> serde_json::Value {
+    let c = &cfg.core;
+    serde_json::json!({
+        "children": cli.children.unwrap_or(c.children),
+        "debug": cli.debug.map_or(c.debug, i64::from),
+        "log_stderror": i32::from(cli.log_stderr || c.log_stderror),
+        "log_facility": c.log_facility,
+        "log_prefix": c.log_prefix,
+        "fork": i32::from(c.fork),
+        "dialect": match c.dialect {
+            sip_script::Dialect::Kamailio => "kamailio",
+            sip_script::Dialect::Opensips => "opensips",
+        },
+        "max_branches": c.max_branches,
+        "worker_exit": match c.worker_exit {
+            sip_script::core_params::WorkerExit::Respawn => "respawn",
+            sip_script::core_params::WorkerExit::Shutdown => "shutdown",
+        },
+        "disable_tcp": i32::from(c.disable_tcp),
+        "auto_aliases": i32::from(c.auto_aliases),
+        "alias": c.aliases,
+        "server_signature": i32::from(c.server_signature),
+        "shm_mb": cli.shm_mb,
+    })
+}
+
+/// `modparam("ctl", "binrpc", "unix:PATH")` (Kamailio's ctl socket) names siplab's ctl socket
+/// too, unless `--run-dir` is given.
+fn ctl_socket_from_cfg(cfg: &Config) -> Option<std::path::PathBuf> {
+    cfg.modparams.iter().rev().find_map(|m| match &m.value {
+        sip_script::ModParamValue::Str(v) if m.module == "ctl" && m.name == "binrpc" => {
+            v.strip_prefix("unix:").map(std::path::PathBuf::from)
+        }
+        _ => None,
+    })
 }
 
 /// Module RPC exports for the ctl process, run against that process's copy of the runtime.

@@ -7,7 +7,7 @@ use crate::app::{ChildEnv, MessageHandler, Shared};
 use crate::host::WorkerHost;
 use crate::log::Level;
 use sip_msg::{Message, Method};
-use sip_script::abi::{Ctx, Host, LocalSocket, Proto, Source};
+use sip_script::abi::{Ctx, Host, LocalSocket, Proto, ReplyDisposition, Source};
 use sip_script::{Outcome, RouteKind, Runtime, Script};
 use std::net::SocketAddr;
 
@@ -97,13 +97,18 @@ impl Worker {
             source,
             RouteKind::Request,
         );
-        match self.script.run_request(&mut ctx) {
-            Outcome::Exit { drop: true, .. } => self.count(self.shared.stats.drop_requests),
-            Outcome::Exit { .. } => {}
+        ctx.set_script(self.script);
+        let dropped = match self.script.run_request(&mut ctx) {
+            Outcome::Exit { drop, .. } => drop,
             Outcome::Error(e) => {
-                self.count(self.shared.stats.drop_requests);
                 crate::log!(Level::Err, "core", "request_route failed: {e}");
+                true
             }
+        };
+        // Kamailio's POST_SCRIPT callbacks (tm's delayed error reply and release).
+        self.script.run_post_script(&mut ctx);
+        if dropped {
+            self.count(self.shared.stats.drop_requests);
         }
     }
 
@@ -119,11 +124,11 @@ impl Worker {
             );
             return;
         }
+        let source = self.source(src);
+        let mut ctx = Ctx::new(&mut self.rt, &mut self.host, msg, source, RouteKind::Reply);
+        ctx.set_script(self.script);
         if self.has_reply_route {
-            let source = self.source(src);
-            let mut ctx = Ctx::new(&mut self.rt, &mut self.host, msg, source, RouteKind::Reply);
-            let outcome = self.script.run_named(RouteKind::Reply, None, &mut ctx);
-            match outcome {
+            match self.script.run_named(RouteKind::Reply, None, &mut ctx) {
                 Some(Outcome::Exit { drop: true, .. }) | Some(Outcome::Exit { ret: 0, .. }) => {
                     self.count(self.shared.stats.drop_replies);
                     return;
@@ -134,6 +139,11 @@ impl Worker {
                 _ => {}
             }
         }
+        // tm takes the replies of its transactions; the rest go on statelessly.
+        if self.script.run_reply_hooks(&mut ctx) == ReplyDisposition::Consumed {
+            return;
+        }
+        drop(ctx);
         match sip_modules::core::forward_reply(msg) {
             Ok((host, port, bytes)) => {
                 let Some(dst) = self.resolve(&host, port) else {

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use md5::{Digest, Md5};
 use sip_msg::build::{ReplyOpts, build_reply};
-use sip_msg::{EditList, Host, Message, Method, Scheme, SipError, Uri};
+use sip_msg::{EditList, HeaderName, Host, Message, Method, Scheme, SipError, Uri};
 
 /// Default SIP port when a URI or Via has none (RFC 3261 §19.1.2).
 pub const DEFAULT_PORT: u16 = 5060;
@@ -87,28 +87,43 @@ pub(crate) fn md5_hex(parts: &[&[u8]]) -> String {
     hex(&h.finalize())
 }
 
-/// The branch of the Via a stateless forward adds: `z9hG4bK` + MD5 of Call-ID, CSeq
-/// number, top Via branch, received R-URI and From-tag — so a retransmission (same
-/// values) gets the same branch and the next hop recognises it as one.
+/// The branch of the Via a stateless forward adds, built as Kamailio's `forward_request`
+/// does: the tm layout `z9hG4bK<bucket>.<md5>.0` from the request's hash bucket (Call-ID +
+/// CSeq number) and its characteristic MD5 (spec §2.3) — so a retransmission gets the same
+/// branch, and a later stateful hop for the same request would compute the same value.
 pub fn stateless_branch(msg: &Message) -> String {
     let call_id = msg.call_id().unwrap_or_default();
-    let cseq = msg.cseq().map(|c| c.number.to_string()).unwrap_or_default();
-    let via_branch = msg
-        .top_via()
-        .ok()
-        .and_then(|v| v.branch())
+    // The CSeq number as written (leading zeros kept), as Kamailio hashes it.
+    let cseq_num = msg
+        .header_value(HeaderName::CSeq)
+        .and_then(|v| v.split(|b| b.is_ascii_whitespace()).find(|t| !t.is_empty()))
         .unwrap_or_default();
-    let ruri = msg.request_uri_bytes().unwrap_or_default();
-    let from_tag = msg.from().ok().and_then(|f| f.tag()).unwrap_or_default();
-    let mut branch = String::from("z9hG4bK");
-    branch.push_str(&md5_hex(&[
+    let via = msg.top_via().ok();
+    let via_port = via
+        .as_ref()
+        .and_then(|v| v.port)
+        .map(|p| p.to_string())
+        .unwrap_or_default();
+    let method = msg.method();
+    let hop_by_hop = matches!(method, Some(Method::Invite | Method::Ack | Method::Cancel));
+    let to_tag = if hop_by_hop {
+        &[][..]
+    } else {
+        msg.to().ok().and_then(|t| t.tag()).unwrap_or_default()
+    };
+    let fields = sip_txn::CharValueFields {
+        from_tag: msg.from().ok().and_then(|f| f.tag()).unwrap_or_default(),
+        to_tag,
         call_id,
-        cseq.as_bytes(),
-        via_branch,
-        ruri,
-        from_tag,
-    ]));
-    branch
+        ruri: msg.request_uri_bytes().unwrap_or_default(),
+        cseq_num,
+        via_host: via.as_ref().map(|v| v.host_raw).unwrap_or_default(),
+        via_port: via_port.as_bytes(),
+        via_branch: via.as_ref().and_then(|v| v.branch()).unwrap_or_default(),
+    };
+    let bucket = sip_txn::bucket_of(call_id, cseq_num, sip_txn::branch::DEFAULT_TABLE_SIZE);
+    let branch = sip_txn::encode_branch(bucket, sip_txn::char_value(&fields), 0);
+    String::from_utf8_lossy(branch.as_bytes()).into_owned()
 }
 
 /// The received source of a message.
@@ -200,7 +215,7 @@ pub fn forward_reply(msg: &Message) -> Result<(String, u16, Vec<u8>), SipError> 
 }
 
 /// The error reply for a request that failed to parse (`msg` is the partial message of a
-/// [`sip_msg::ParseError`]): `None` for replies, ACKs and messages without a usable Via
+/// [`sip_msg::ParseError`]): `None` for replies, ACKs and messages without any Via
 /// (nothing can be answered). ≥180 replies get the stateless To-tag of [`crate::sl`] made
 /// from `tag_seed` (the receiving socket's address, as `sl` uses), so the ACK to it can be
 /// recognised as ours.
@@ -208,7 +223,9 @@ pub fn error_reply(msg: &Message, status: u16, tag_seed: &str) -> Option<Vec<u8>
     if !msg.is_request() || msg.method() == Some(Method::Ack) {
         return None;
     }
-    msg.top_via().ok()?;
+    // The reply goes to the source address and copies the Via lines verbatim, so a Via that
+    // does not parse (RFC 4475 badinv01) still gets its 400; without any Via there is no reply.
+    msg.header(HeaderName::Via)?;
     let reason = SipError::with_status("", status).reason_phrase();
     let tag = crate::sl::stateless_to_tag(msg, tag_seed);
     let opts = ReplyOpts {
@@ -307,6 +324,57 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n
         )?;
         assert!(error_reply(&ack, 400, "").is_none());
         Ok(())
+    }
+
+    #[test]
+    fn error_reply_copies_an_unparsable_via_verbatim() -> TestResult {
+        // RFC 4475 badinv01: the Via does not parse, the request still deserves its 400.
+        let raw = std::fs::read(crate::testutil::rfc4475_dir().join("badinv01.dat"))?;
+        let e = Message::parse(raw.clone()).err();
+        let msg = match &e {
+            Some(e) => e.partial().ok_or("no partial")?.clone(),
+            None => Message::parse(raw)?,
+        };
+        let reply = error_reply(&msg, 400, "127.0.0.1:5060").ok_or("no reply")?;
+        let text = String::from_utf8_lossy(&reply);
+        assert!(text.starts_with("SIP/2.0 400 "), "{text}");
+        assert!(text.contains("Via: SIP/2.0/UDP 192.0.2.15;;,;,,"), "{text}");
+        Ok(())
+    }
+
+    #[test]
+    fn stateless_branch_has_the_tm_layout_and_is_stable() -> TestResult {
+        let raw = b"INVITE sip:b@h SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5062;branch=z9hG4bKabc\r\nFrom: <sip:a@h>;tag=f1\r\nTo: <sip:b@h>\r\nCall-ID: cid\r\nCSeq: 7 INVITE\r\nContent-Length: 0\r\n\r\n";
+        let msg = Message::parse_slice(raw)?;
+        let b = stateless_branch(&msg);
+        let decoded = sip_txn::decode_branch(b.as_bytes(), sip_txn::branch::DEFAULT_TABLE_SIZE, 12)
+            .ok_or("branch must decode as a tm branch")?;
+        assert_eq!(
+            decoded.bucket,
+            sip_txn::bucket_of(b"cid", b"7", sip_txn::branch::DEFAULT_TABLE_SIZE)
+        );
+        assert_eq!(
+            stateless_branch(&Message::parse_slice(raw)?),
+            b,
+            "retransmission, same branch"
+        );
+        let other = Message::parse_slice(&raw.replace_bytes(b"tag=f1", b"tag=f2"))?;
+        assert_ne!(stateless_branch(&other), b);
+        Ok(())
+    }
+
+    trait ReplaceBytes {
+        fn replace_bytes(&self, from: &[u8], to: &[u8]) -> Vec<u8>;
+    }
+
+    impl ReplaceBytes for [u8] {
+        fn replace_bytes(&self, from: &[u8], to: &[u8]) -> Vec<u8> {
+            let s = String::from_utf8_lossy(self).replace(
+                std::str::from_utf8(from).unwrap_or_default(),
+                std::str::from_utf8(to).unwrap_or_default(),
+            );
+            s.into_bytes()
+        }
     }
 
     #[test]
