@@ -228,8 +228,9 @@ impl<'l> Preprocessor<'l> {
                 if quote == Quote::Single && value.ends_with(r"\r\n") {
                     self.warnings.push(Diagnostic::warning(
                         tok.span,
-                        "single-quoted string ends in a literal `\\r\\n` (no escapes in '...'); \
-                         it is treated as a line end",
+                        "single-quoted string ends in a literal `\\r\\n`: '...' strings have no \
+                         escapes, so these are four characters, not a line end (Kamailio sends \
+                         them as written; use double quotes for a CRLF)",
                     ));
                 }
                 self.out.push(Token {
