@@ -2,7 +2,7 @@
 //! the worker's inherited UDP socket, the process logger, the monotonic clock and a sleep.
 
 use crate::app::Shared;
-use crate::log::{self, Level};
+use crate::log;
 use sip_script::abi::{Host, LocalAddr, LogLevel, Millis, Proto, SendError};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::Instant;
@@ -59,10 +59,6 @@ impl WorkerHost {
     }
 }
 
-fn level_of(l: LogLevel) -> Level {
-    Level::from_number(l.value())
-}
-
 impl Host for WorkerHost {
     fn send(&mut self, proto: Proto, dst: SocketAddr, bytes: &[u8]) -> Result<(), SendError> {
         if proto != Proto::Udp {
@@ -83,7 +79,7 @@ impl Host for WorkerHost {
     }
 
     fn log(&mut self, level: LogLevel, module: &str, text: &str) {
-        log::write(level_of(level), module, text);
+        log::write(level, module, text);
     }
 
     fn now(&self) -> Millis {

@@ -8,58 +8,19 @@ use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::sync::Mutex;
 
-/// Kamailio's numeric levels (`debug=` shows every level ≤ its value).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Alert = -5,
-    Bug = -4,
-    Crit = -3,
-    Err = -1,
-    Warn = 0,
-    Notice = 1,
-    Info = 2,
-    Dbg = 3,
-}
+/// Kamailio's levels, shared with the script runtime (`xlog`): one type on both sides.
+pub use sip_script::abi::LogLevel as Level;
 
-impl Level {
-    pub fn label(self) -> &'static str {
-        match self {
-            Level::Alert => "ALERT",
-            Level::Bug => "BUG",
-            Level::Crit => "CRITICAL",
-            Level::Err => "ERROR",
-            Level::Warn => "WARNING",
-            Level::Notice => "NOTICE",
-            Level::Info => "INFO",
-            Level::Dbg => "DEBUG",
-        }
-    }
-
-    /// Syslog severity for the `<PRI>` field.
-    fn syslog_severity(self) -> u8 {
-        match self {
-            Level::Alert => 1,
-            Level::Bug | Level::Crit => 2,
-            Level::Err => 3,
-            Level::Warn => 4,
-            Level::Notice => 5,
-            Level::Info => 6,
-            Level::Dbg => 7,
-        }
-    }
-
-    /// From a Kamailio level number, clamping to the nearest known level.
-    pub fn from_number(n: i32) -> Level {
-        match n {
-            i32::MIN..=-5 => Level::Alert,
-            -4 => Level::Bug,
-            -3 | -2 => Level::Crit,
-            -1 => Level::Err,
-            0 => Level::Warn,
-            1 => Level::Notice,
-            2 => Level::Info,
-            _ => Level::Dbg,
-        }
+/// Syslog severity for the `<PRI>` field.
+fn syslog_severity(level: Level) -> u8 {
+    match level {
+        Level::Alert => 1,
+        Level::Bug | Level::Crit => 2,
+        Level::Err => 3,
+        Level::Warn => 4,
+        Level::Notice => 5,
+        Level::Info => 6,
+        Level::Dbg => 7,
     }
 }
 
@@ -149,7 +110,7 @@ pub fn write(level: Level, module: &str, text: &str) {
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
         }
         Sink::Syslog { sock, facility } => {
-            let pri = u32::from(*facility) * 8 + u32::from(level.syslog_severity());
+            let pri = u32::from(*facility) * 8 + u32::from(syslog_severity(level));
             let msg = format!("<{pri}>siplab[{}]:{}", l.pid, line.trim_end());
             match sock {
                 Some(s) => {
@@ -198,11 +159,9 @@ mod tests {
     }
 
     #[test]
-    fn kamailio_levels_order_and_clamp() {
+    fn kamailio_levels_order_and_syslog_severity() {
         assert!(Level::Err < Level::Warn && Level::Info < Level::Dbg);
-        assert_eq!(Level::from_number(2), Level::Info);
-        assert_eq!(Level::from_number(9), Level::Dbg);
-        assert_eq!(Level::from_number(-9), Level::Alert);
+        assert_eq!(syslog_severity(Level::Err), 3);
         assert_eq!(facility_number("log_local0"), 16);
     }
 }
