@@ -5,38 +5,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use sip_script::{FsLoader, compile, load};
 
-fn corpus() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data/cfg/broken-compile");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .expect("corpus folder exists")
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|e| e == "cfg"))
-        .collect();
-    files.sort();
-    files
-}
+#[path = "common/cfg_corpus.rs"]
+mod cfg_corpus;
+use cfg_corpus::expectation;
 
-fn expectation(path: &Path) -> (u32, u32, String) {
-    let text = std::fs::read_to_string(path).expect("readable");
-    let first = text.lines().next().unwrap_or_default();
-    let rest = first.strip_prefix("# expect: ").unwrap_or_else(|| {
-        panic!(
-            "{}: first line must be `# expect: L:C: msg`",
-            path.display()
-        )
-    });
-    let mut parts = rest.splitn(3, ':');
-    let line = parts.next().and_then(|s| s.trim().parse().ok());
-    let col = parts.next().and_then(|s| s.trim().parse().ok());
-    let msg = parts.next().map(|s| s.trim().to_string());
-    match (line, col, msg) {
-        (Some(l), Some(c), Some(m)) => (l, c, m),
-        _ => panic!("{}: malformed expect line `{first}`", path.display()),
-    }
+fn corpus() -> Vec<PathBuf> {
+    cfg_corpus::cfg_files("broken-compile")
 }
 
 #[test]
