@@ -26,6 +26,7 @@ pub mod sanity;
 pub mod siputils;
 pub mod sl;
 pub mod textops;
+pub mod tm;
 pub mod xlog;
 
 mod util;
@@ -33,7 +34,7 @@ mod util;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-static ALL: [&ModuleExports; 15] = [
+static ALL: [&ModuleExports; 16] = [
     &core::MODULE,
     &sl::MODULE,
     &textops::MODULE,
@@ -49,6 +50,7 @@ static ALL: [&ModuleExports; 15] = [
     &jsonrpcs::MODULE,
     &kex::MODULE,
     &cfg_rpc::MODULE,
+    &tm::MODULE,
 ];
 
 /// Every module this crate provides, `core` first.
@@ -59,7 +61,7 @@ pub fn all_modules() -> &'static [&'static ModuleExports] {
 /// The module names `loadmodule "NAME.so"` accepts from this crate.
 pub const LOADABLE: &[&str] = &[
     "sl", "textops", "siputils", "maxfwd", "pv", "xlog", "cfgutils", "corex", "rr", "sanity",
-    "ctl", "jsonrpcs", "kex", "cfg_rpc",
+    "ctl", "jsonrpcs", "kex", "cfg_rpc", "tm",
 ];
 
 /// The export table of a module by its `loadmodule` name (`core` included).
