@@ -42,7 +42,8 @@ pub enum HeaderName {
     Other,
 }
 
-/// Every known name (not `Other`), for lookups by compact letter and for tests.
+/// Every known name (not `Other`), for tests.
+#[cfg(test)]
 const KNOWN: &[HeaderName] = {
     use HeaderName as H;
     &[
@@ -86,59 +87,89 @@ const KNOWN: &[HeaderName] = {
 impl HeaderName {
     /// Maps a header name as written (any case, long or compact) to its variant.
     pub fn from_bytes(name: &[u8]) -> HeaderName {
-        let Some(first) = name.first().map(u8::to_ascii_lowercase) else {
-            return HeaderName::Other;
-        };
-        if name.len() == 1 {
-            return KNOWN
-                .iter()
-                .copied()
-                .find(|h| h.compact() == Some(first))
-                .unwrap_or(HeaderName::Other);
-        }
-        // Called once per header line while indexing: only names with the same first
-        // letter are compared.
         use HeaderName as H;
-        let candidates: &[HeaderName] = match first {
-            b'a' => &[H::Accept, H::Allow, H::AllowEvents, H::Authorization],
-            b'c' => &[
-                H::CallId,
-                H::CSeq,
-                H::Contact,
-                H::ContentLength,
-                H::ContentType,
-                H::ContentEncoding,
-            ],
-            b'd' => &[H::Date],
-            b'e' => &[H::Expires, H::Event],
-            b'f' => &[H::From],
-            b'i' => &[H::Identity],
-            b'm' => &[H::MaxForwards],
-            b'p' => &[H::ProxyRequire, H::ProxyAuthorization, H::ProxyAuthenticate],
-            b'r' => &[
-                H::Route,
-                H::RecordRoute,
-                H::Require,
-                H::Reason,
-                H::ReferTo,
-                H::ReferredBy,
-            ],
-            b's' => &[H::Supported, H::Subject, H::Server, H::SessionExpires],
-            b't' => &[H::To],
-            b'u' => &[H::Unsupported, H::UserAgent],
-            b'v' => &[H::Via],
-            b'w' => &[H::WwwAuthenticate],
-            _ => &[],
+        // Called once per header line while indexing: lowercase into a fixed buffer (a loop
+        // the compiler vectorises), let length and first letter pick the one candidate, and
+        // confirm it with a single compare.
+        let mut buf = [0u8; 24];
+        let Some(dst) = buf.get_mut(..name.len()) else {
+            return H::Other;
         };
-        candidates
-            .iter()
-            .copied()
-            .find(|h| {
-                h.as_str().is_some_and(|long| {
-                    long.len() == name.len() && long.as_bytes().eq_ignore_ascii_case(name)
-                })
-            })
-            .unwrap_or(HeaderName::Other)
+        dst.copy_from_slice(name);
+        for b in &mut buf {
+            *b = b.to_ascii_lowercase();
+        }
+        let first = buf.first().copied().unwrap_or_default();
+        let (candidate, lower): (HeaderName, &[u8]) = match (name.len(), first) {
+            (0, _) => return H::Other,
+            (1, _) => return H::from_compact(first),
+            (2, b't') => (H::To, b"to"),
+            (3, b'v') => (H::Via, b"via"),
+            (4, b'c') => (H::CSeq, b"cseq"),
+            (4, b'd') => (H::Date, b"date"),
+            (4, b'f') => (H::From, b"from"),
+            (5, b'a') => (H::Allow, b"allow"),
+            (5, b'e') => (H::Event, b"event"),
+            (5, b'r') => (H::Route, b"route"),
+            (6, b'a') => (H::Accept, b"accept"),
+            (6, b'r') => (H::Reason, b"reason"),
+            (6, b's') => (H::Server, b"server"),
+            (7, b'c') => match buf.get(1) {
+                Some(b'a') => (H::CallId, b"call-id"),
+                _ => (H::Contact, b"contact"),
+            },
+            (7, b'e') => (H::Expires, b"expires"),
+            (7, b'r') => (H::Require, b"require"),
+            (7, b's') => (H::Subject, b"subject"),
+            (8, b'i') => (H::Identity, b"identity"),
+            (8, b'r') => (H::ReferTo, b"refer-to"),
+            (9, b's') => (H::Supported, b"supported"),
+            (10, b'u') => (H::UserAgent, b"user-agent"),
+            (11, b'r') => (H::ReferredBy, b"referred-by"),
+            (11, b'u') => (H::Unsupported, b"unsupported"),
+            (12, b'a') => (H::AllowEvents, b"allow-events"),
+            (12, b'c') => (H::ContentType, b"content-type"),
+            (12, b'm') => (H::MaxForwards, b"max-forwards"),
+            (12, b'r') => (H::RecordRoute, b"record-route"),
+            (13, b'a') => (H::Authorization, b"authorization"),
+            (13, b'p') => (H::ProxyRequire, b"proxy-require"),
+            (14, b'c') => (H::ContentLength, b"content-length"),
+            (15, b's') => (H::SessionExpires, b"session-expires"),
+            (16, b'c') => (H::ContentEncoding, b"content-encoding"),
+            (16, b'w') => (H::WwwAuthenticate, b"www-authenticate"),
+            (18, b'p') => (H::ProxyAuthenticate, b"proxy-authenticate"),
+            (19, b'p') => (H::ProxyAuthorization, b"proxy-authorization"),
+            _ => return H::Other,
+        };
+        if buf.get(..name.len()) == Some(lower) {
+            candidate
+        } else {
+            H::Other
+        }
+    }
+
+    /// The variant of a compact form letter (any case); `Other` for unused letters.
+    fn from_compact(letter: u8) -> HeaderName {
+        use HeaderName as H;
+        match letter.to_ascii_lowercase() {
+            b'v' => H::Via,
+            b'f' => H::From,
+            b't' => H::To,
+            b'i' => H::CallId,
+            b'l' => H::ContentLength,
+            b'c' => H::ContentType,
+            b'e' => H::ContentEncoding,
+            b'm' => H::Contact,
+            b'k' => H::Supported,
+            b's' => H::Subject,
+            b'o' => H::Event,
+            b'r' => H::ReferTo,
+            b'u' => H::AllowEvents,
+            b'b' => H::ReferredBy,
+            b'y' => H::Identity,
+            b'x' => H::SessionExpires,
+            _ => H::Other,
+        }
     }
 
     /// The canonical long name (`"Call-ID"`), or `None` for [`HeaderName::Other`].
@@ -266,6 +297,34 @@ mod tests {
         assert_eq!(HeaderName::from_bytes(b"q"), HeaderName::Other);
         assert_eq!(HeaderName::from_bytes(b""), HeaderName::Other);
         assert_eq!(HeaderName::CallId.as_str(), Some("Call-ID"));
+    }
+
+    #[test]
+    fn names_sharing_length_and_first_letter_are_told_apart() {
+        assert_eq!(HeaderName::from_bytes(b"CALL-ID"), HeaderName::CallId);
+        assert_eq!(HeaderName::from_bytes(b"contact"), HeaderName::Contact);
+        assert_eq!(HeaderName::from_bytes(b"Caller1"), HeaderName::Other);
+        // '@' | 0x20 is '`': a non-letter must not pass for a letter.
+        assert_eq!(HeaderName::from_bytes(b"@ia"), HeaderName::Other);
+        assert_eq!(HeaderName::from_bytes(b"V\xc3a"), HeaderName::Other);
+        assert_eq!(
+            HeaderName::from_bytes(b"Proxy-Authorizations"),
+            HeaderName::Other
+        );
+        // Every known name is unique under (length, first letter) but Call-ID/Contact.
+        for a in KNOWN {
+            for b in KNOWN {
+                let (la, lb) = (a.as_str().unwrap_or(""), b.as_str().unwrap_or(""));
+                let same_slot = la.len() == lb.len()
+                    && la.as_bytes()[0].eq_ignore_ascii_case(&lb.as_bytes()[0]);
+                let call_id_contact = matches!(
+                    (a, b),
+                    (HeaderName::CallId, HeaderName::Contact)
+                        | (HeaderName::Contact, HeaderName::CallId)
+                );
+                assert!(a == b || !same_slot || call_id_contact, "{la} vs {lb}");
+            }
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::error::SipError;
 use crate::header::{HeaderName, NameKey};
-use crate::scan::{CommaSplit, all_token, is_lws, is_token, parse_u32, trim_lws};
+use crate::scan::{CommaSplit, all_token, is_lws, is_token, parse_u32};
 use crate::uri::{Uri, scheme_is_valid};
 use crate::views::{CSeq, Contact, ContentType, NameAddr, Reason, Via};
 
@@ -421,24 +421,26 @@ impl Message {
                 .iter()
                 .position(|&b| !is_token(b))
                 .unwrap_or(line.len());
-            let after_name = line
-                .get(name_len..)
-                .unwrap_or_default()
-                .iter()
-                .position(|&b| b != b' ' && b != b'\t')
-                .map(|p| p + name_len);
-            let colon = after_name.filter(|&p| line.get(p) == Some(&b':'));
-            match colon {
-                Some(colon) if name_len > 0 => {
-                    let name_bytes = line.get(..name_len).unwrap_or_default();
-                    let name = HeaderName::from_bytes(name_bytes);
-                    let raw_value = line.get(colon + 1..).unwrap_or_default();
-                    let lead = raw_value
-                        .iter()
-                        .position(|&b| !is_lws(b))
-                        .unwrap_or(raw_value.len());
-                    let value = trim_lws(raw_value.get(lead..).unwrap_or_default());
-                    let value_start = pos + colon + 1 + lead;
+            let mut colon = name_len;
+            while matches!(line.get(colon), Some(b' ' | b'\t')) {
+                colon += 1;
+            }
+            match line.get(colon) {
+                Some(b':') if name_len > 0 => {
+                    let name = HeaderName::from_bytes(line.get(..name_len).unwrap_or_default());
+                    let mut value_start = colon + 1;
+                    while line.get(value_start).is_some_and(|&b| is_lws(b)) {
+                        value_start += 1;
+                    }
+                    // Values rarely end in LWS: the backwards scan usually stops at once.
+                    let mut value_end = line.len();
+                    while value_end > value_start
+                        && line.get(value_end - 1).is_some_and(|&b| is_lws(b))
+                    {
+                        value_end -= 1;
+                    }
+                    let value = line.get(value_start..value_end).unwrap_or_default();
+                    let value_start = pos + value_start;
                     if name == HeaderName::ContentLength {
                         match parse_u32(value) {
                             None => {
@@ -621,8 +623,9 @@ impl Message {
 
     /// The first Via value.
     pub fn top_via(&self) -> Result<Via<'_>, SipError> {
-        self.values_bytes(HeaderName::Via)
-            .next()
+        // The first element of `header_values(Via)`, without the span round trip.
+        self.headers_of(HeaderName::Via)
+            .find_map(|h| CommaSplit::new(self.slice(h.value)).next())
             .ok_or(SipError::bad_request("missing Via"))
             .and_then(Via::parse)
     }

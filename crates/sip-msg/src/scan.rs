@@ -3,27 +3,75 @@
 
 use crate::error::SipError;
 
-/// RFC 3261 `token` characters, as a table: this test runs for every byte of every name.
+const TOKEN_BIT: u8 = 1;
+const URI_BIT: u8 = 2;
+const HOST_BIT: u8 = 4;
+const DIGIT_DOT_BIT: u8 = 8;
+
+/// Byte classes as one table: these tests run for every byte of names, URIs and hosts.
+/// `URI_BIT`: printable ASCII but `<`, `>` and `"`; `HOST_BIT`: alphanumerics, `-`, `.`, `_`.
 #[allow(clippy::indexing_slicing)] // const evaluation; `b < 256` by the loop condition
-const TOKEN: [bool; 256] = {
-    let mut table = [false; 256];
+const CLASS: [u8; 256] = {
+    let mut table = [0u8; 256];
     let mut b = 0;
     while b < 256 {
         let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
+        let mut class = 0;
+        // RFC 3261 `token`.
+        if c.is_ascii_alphanumeric()
             || matches!(
                 c,
                 b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-            );
+            )
+        {
+            class |= TOKEN_BIT;
+        }
+        // Printable ASCII except the delimiters that end a URI in a header.
+        if c > b' ' && c < 0x7f && !matches!(c, b'<' | b'>' | b'"') {
+            class |= URI_BIT;
+        }
+        // Host names: alphanumerics, `-`, `.`, `_`.
+        if c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_') {
+            class |= HOST_BIT;
+        }
+        if c.is_ascii_digit() || c == b'.' {
+            class |= DIGIT_DOT_BIT;
+        }
+        table[b] = class;
         b += 1;
     }
     table
 };
 
+fn class(b: u8) -> u8 {
+    // A u8 is always in range; the optimiser removes the bounds check.
+    CLASS.get(usize::from(b)).copied().unwrap_or(0)
+}
+
 /// RFC 3261 `token` characters.
 pub(crate) fn is_token(b: u8) -> bool {
-    // A u8 is always in range; the optimiser removes the bounds check.
-    TOKEN.get(usize::from(b)).copied().unwrap_or(false)
+    class(b) & TOKEN_BIT != 0
+}
+
+/// What a host text can be, from one pass over its bytes.
+pub(crate) struct HostChars {
+    /// Every byte is a host-name byte.
+    pub(crate) name: bool,
+    /// Every byte is a digit or a dot (a candidate IPv4 address).
+    pub(crate) digits_and_dots: bool,
+}
+
+pub(crate) fn host_chars(s: &[u8]) -> HostChars {
+    let all = s.iter().fold(u8::MAX, |acc, &b| acc & class(b));
+    HostChars {
+        name: all & HOST_BIT != 0,
+        digits_and_dots: all & DIGIT_DOT_BIT != 0,
+    }
+}
+
+/// True when every byte may appear in a URI.
+pub(crate) fn all_uri_chars(s: &[u8]) -> bool {
+    s.iter().fold(u8::MAX, |acc, &b| acc & class(b)) & URI_BIT != 0
 }
 
 /// Whitespace inside a header value: folded lines keep their CR LF, so those count too.
@@ -32,6 +80,10 @@ pub(crate) fn is_lws(b: u8) -> bool {
 }
 
 pub(crate) fn trim_lws(s: &[u8]) -> &[u8] {
+    // Most values are already trimmed.
+    if s.first().is_some_and(|&b| !is_lws(b)) && s.last().is_some_and(|&b| !is_lws(b)) {
+        return s;
+    }
     let start = s.iter().position(|&b| !is_lws(b)).unwrap_or(s.len());
     let end = s.iter().rposition(|&b| !is_lws(b)).map_or(start, |p| p + 1);
     s.get(start..end).unwrap_or_default()
@@ -286,6 +338,39 @@ mod tests {
         assert!(Params::parse(b";;").is_err());
         assert!(Params::parse(b";a=").is_err());
         Ok(())
+    }
+
+    #[test]
+    fn byte_classes_match_their_definitions() {
+        for b in 0..=255u8 {
+            let token = b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b);
+            assert_eq!(is_token(b), token, "{b}");
+            let uri = b > b' ' && b < 0x7f && !b"<>\"".contains(&b);
+            let host = b.is_ascii_alphanumeric() || b"-._".contains(&b);
+            let one = [b];
+            assert_eq!(host_chars(&one).name, host, "{b}");
+            assert_eq!(
+                host_chars(&one).digits_and_dots,
+                b.is_ascii_digit() || b == b'.'
+            );
+            assert_eq!(all_uri_chars(&one), uri, "{b}");
+        }
+    }
+
+    #[test]
+    fn whole_text_classes() {
+        assert!(host_chars(b"10.0.0.1").digits_and_dots);
+        assert!(host_chars(b"10.0.0.1").name);
+        assert!(!host_chars(b"10.0.0.a").digits_and_dots);
+        assert!(host_chars(b"10.0.0.a").name);
+        assert!(!host_chars(b"a b").name);
+        assert!(all_uri_chars(b"sip:a@b;lr"));
+        assert!(!all_uri_chars(b"sip:a@b c"));
+        assert!(all_uri_chars(b""));
+        assert_eq!(trim_lws(b" a \r\n"), b"a");
+        assert_eq!(trim_lws(b"a"), b"a");
+        assert_eq!(trim_lws(b" \t"), b"");
+        assert_eq!(trim_lws(b""), b"");
     }
 
     #[test]

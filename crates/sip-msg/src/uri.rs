@@ -4,7 +4,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::SipError;
-use crate::scan::{Params, parse_u32};
+use crate::scan::{Params, all_uri_chars, host_chars, parse_u32};
 
 /// The URI scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,22 +42,38 @@ impl<'a> Host<'a> {
         if s.is_empty() {
             return Err(SipError::bad_request("empty host"));
         }
-        if s.iter().all(|b| b.is_ascii_digit() || *b == b'.') {
-            if let Some(ip) = std::str::from_utf8(s)
-                .ok()
-                .and_then(|t| t.parse::<Ipv4Addr>().ok())
-            {
-                return Ok(Host::Ipv4(ip));
-            }
+        let chars = host_chars(s);
+        if !chars.name {
+            return Err(SipError::bad_request("bad host name"));
         }
-        if s.iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-        {
-            Ok(Host::Name(s))
-        } else {
-            Err(SipError::bad_request("bad host name"))
+        match chars.digits_and_dots.then(|| parse_ipv4(s)).flatten() {
+            Some(ip) => Ok(Host::Ipv4(ip)),
+            // Digits and dots that are not an address (`1.2.3`, `01.2.3.4`) are a name.
+            None => Ok(Host::Name(s)),
         }
     }
+}
+
+/// Dotted-quad IPv4 with the rules of `Ipv4Addr::from_str` (four 1–3 digit parts, each
+/// ≤ 255, no leading zeros), without going through `str`.
+fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = s.split(|&b| b == b'.');
+    for octet in &mut octets {
+        let part = parts.next()?;
+        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part.first() == Some(&b'0')) {
+            return None;
+        }
+        let mut value: u16 = 0;
+        for &d in part {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            value = value * 10 + u16::from(d - b'0');
+        }
+        *octet = u8::try_from(value).ok()?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
 }
 
 /// A parsed URI. Borrowed from the bytes it was parsed from.
@@ -86,10 +102,6 @@ pub struct Uri<'a> {
     pub opaque: &'a [u8],
 }
 
-fn is_uri_char(b: u8) -> bool {
-    b > b' ' && b < 0x7f && !matches!(b, b'<' | b'>' | b'"')
-}
-
 impl<'a> Uri<'a> {
     /// Parses a URI from any byte slice (no surrounding whitespace or `<>` allowed).
     pub fn parse(s: &'a [u8]) -> Result<Uri<'a>, SipError> {
@@ -102,7 +114,7 @@ impl<'a> Uri<'a> {
         if !scheme_is_valid(scheme_raw) {
             return Err(SipError::bad_request("bad URI scheme"));
         }
-        if !s.iter().all(|&b| is_uri_char(b)) {
+        if !all_uri_chars(s) {
             return Err(SipError::bad_request("bad character in URI"));
         }
         let scheme = if scheme_raw.eq_ignore_ascii_case(b"sip") {
@@ -278,6 +290,62 @@ mod tests {
         let o = Uri::parse(b"soap.beep://192.0.2.103:3002")?;
         assert_eq!(o.scheme, Scheme::Other);
         assert_eq!(o.opaque, b"//192.0.2.103:3002");
+        Ok(())
+    }
+
+    #[test]
+    fn ipv4_matches_std_parser() {
+        // Every string up to 8 bytes over digits and dots, plus longer edge cases.
+        let alphabet = b"0125.9";
+        let mut cases: Vec<Vec<u8>> = vec![Vec::new()];
+        let mut frontier = cases.clone();
+        for _ in 0..8 {
+            frontier = frontier
+                .iter()
+                .flat_map(|p| {
+                    alphabet.iter().map(move |&c| {
+                        let mut n = p.clone();
+                        n.push(c);
+                        n
+                    })
+                })
+                .collect();
+            cases.extend(frontier.iter().cloned());
+        }
+        for long in [
+            &b"255.255.255.255"[..],
+            b"256.1.1.1",
+            b"1.1.1.256",
+            b"192.168.100.200",
+            b"1234.1.1.1",
+            b"01.2.3.4",
+            b"1.2.3.4.5",
+            b"1.2.3.",
+            b"10.0.0.15",
+            b"000.0.0.0",
+        ] {
+            cases.push(long.to_vec());
+        }
+        for case in &cases {
+            let std = std::str::from_utf8(case)
+                .ok()
+                .and_then(|t| t.parse::<Ipv4Addr>().ok());
+            assert_eq!(parse_ipv4(case), std, "{:?}", String::from_utf8_lossy(case));
+        }
+    }
+
+    #[test]
+    fn host_kinds() -> TestResult {
+        assert_eq!(
+            Host::parse(b"10.0.0.15")?,
+            Host::Ipv4(Ipv4Addr::new(10, 0, 0, 15))
+        );
+        assert_eq!(Host::parse(b"01.2.3.4")?, Host::Name(b"01.2.3.4"));
+        assert_eq!(Host::parse(b"1.2.3")?, Host::Name(b"1.2.3"));
+        assert_eq!(Host::parse(b"a-b_c.example")?, Host::Name(b"a-b_c.example"));
+        assert!(Host::parse(b"a b").is_err());
+        assert!(Host::parse(b"1.2.3.4!").is_err());
+        assert!(Host::parse(b"").is_err());
         Ok(())
     }
 
