@@ -213,7 +213,7 @@ pub fn exec(
         match a {
             Action::SendAck { branch } => send_ack(ctx, table, st, branch, cur),
             Action::SendCancel { branch, reason } => {
-                send_cancel(ctx, table, st, branch, reason);
+                send_cancel(ctx, table, cell, st, branch, reason);
             }
             Action::RetransmitRequest { branch } => {
                 if let (Some(b), Some(h)) =
@@ -358,6 +358,7 @@ fn send_ack(
 fn send_cancel(
     ctx: &mut Ctx<'_>,
     table: &Table,
+    cell: &CellRef,
     st: &mut TxState,
     branch: u8,
     reason: sip_txn::CancelReason,
@@ -389,6 +390,7 @@ fn send_cancel(
     let Ok(cancel) = build_cancel(&invite, &refs) else {
         return;
     };
+    let _ = cell.publish_cancel(branch);
     let _ = ctx.host.send(Proto::Udp, h.dst, &cancel);
     if let Some(hh) = st.branches.get_mut(usize::from(branch)) {
         let mut slot = hh.cancel;
@@ -502,6 +504,7 @@ pub fn add_branch(
     ctx: &mut Ctx<'_>,
     tm: &Tm,
     table: &Table,
+    cell: &CellRef,
     st: &mut TxState,
     ruri: &str,
     du: Option<&str>,
@@ -544,6 +547,7 @@ pub fn add_branch(
                 dst: addr,
                 cancel: BufRef::NONE,
             });
+            let _ = cell.publish_branches(i + 1);
             if let Err(e) = ctx.host.send(Proto::Udp, addr, &bytes) {
                 ctx.log(LogLevel::Err, "tm", &format!("branch not sent: {e}"));
             }
@@ -563,6 +567,7 @@ pub fn relay_all(
     ctx: &mut Ctx<'_>,
     tm: &Tm,
     table: &Table,
+    cell: &CellRef,
     st: &mut TxState,
     host_port: Option<(String, u16)>,
 ) -> Result<usize, (u16, String)> {
@@ -584,7 +589,7 @@ pub fn relay_all(
     let mut created = 0;
     let mut first_err = None;
     for (ru, du) in targets {
-        match add_branch(ctx, tm, table, st, &ru, du.as_deref()) {
+        match add_branch(ctx, tm, table, cell, st, &ru, du.as_deref()) {
             Ok(_) => created += 1,
             Err(e) => {
                 first_err.get_or_insert(e);
@@ -857,7 +862,7 @@ pub fn t_relay(ctx: &mut Ctx<'_>, tm: &Tm, host_port: Option<(String, u16)>) -> 
                 st.cell.msg_flags = ctx.flags as u32;
             }
         }
-        relay_all(ctx, tm, table, st, host_port)
+        relay_all(ctx, tm, table, cell, st, host_port)
     });
     match res {
         Some(Ok(_)) => {
@@ -1152,12 +1157,6 @@ pub fn post_script(ctx: &mut Ctx<'_>) {
     m.cell = None;
 }
 
-/// Last tick this process handled (ms), kept in the timer process's runtime.
-#[derive(Default)]
-pub struct TimerClock {
-    pub last: u64,
-}
-
 /// The timer process's tick: step every due cell (`handle_timer` until nothing is due),
 /// perform its actions, re-schedule.
 pub fn timer_tick(
@@ -1170,14 +1169,7 @@ pub fn timer_tick(
     };
     let Some(table) = tm.table else { return };
     let n = host.now().0;
-    let last = rt.state::<TimerClock>().map_or(0, |c| c.last);
-    if rt.state::<TimerClock>().is_none() {
-        rt.set_state(TimerClock::default());
-    }
-    let due = table.take_due(last, n).unwrap_or_default();
-    if let Some(c) = rt.state_mut::<TimerClock>() {
-        c.last = n;
-    }
+    let due = table.take_due(n).unwrap_or_default();
     for cell in due {
         let Ok((mut g, _)) = cell.lock() else {
             continue;

@@ -11,6 +11,10 @@ pub mod state;
 pub mod table;
 
 #[cfg(test)]
+mod lab;
+#[cfg(test)]
+mod script_tests;
+#[cfg(test)]
 mod tests;
 
 use std::sync::Arc;

@@ -654,7 +654,8 @@ impl Table {
         } else {
             rec.refs.fetch_add(1, Ordering::AcqRel);
         }
-        let slot = slot_of(due.max(w.scanned.saturating_add(TICK_MS)));
+        // A deadline already behind the scan goes into the slot the next scan starts with.
+        let slot = slot_of(due.max(w.scanned));
         rec.wheel_due.store(due, Ordering::Relaxed);
         rec.wheel_slot.store(slot as u32, Ordering::Relaxed);
         rec.wheel_next.store(w.slots[slot], Ordering::Relaxed);
@@ -708,14 +709,15 @@ impl Table {
     }
 
     /// Takes every cell due at `now` (ms) off the wheel; the returned refs are the wheel's.
-    /// Scans the slots of the ticks since `from` (exclusive) up to `now`.
-    pub fn take_due(&self, from: u64, now: u64) -> Result<Vec<CellRef>, TableError> {
+    /// Scans the slots from the tick of the previous scan (inclusive: a deadline later in
+    /// that tick was not due then) up to the tick of `now`, at most one revolution.
+    pub fn take_due(&self, now: u64) -> Result<Vec<CellRef>, TableError> {
         let mut w = self.wheel.lock.lock()?;
         if w.previous_owner_died() {
             self.repair_wheel(&mut w);
         }
         let mut out = Vec::new();
-        let (first, last) = (tick_of(from) + 1, tick_of(now));
+        let (first, last) = (tick_of(w.scanned.min(now)), tick_of(now));
         let ticks = last.saturating_sub(first).min(WHEEL_SLOTS as u64 - 1);
         for t in last - ticks..=last {
             let slot = (t % WHEEL_SLOTS as u64) as usize;
@@ -748,9 +750,6 @@ impl Table {
         Ok(out)
     }
 }
-
-/// One tick in ms (rounded up).
-const TICK_MS: u64 = 63;
 
 /// Tick number of a time in ms at 16 ticks/s.
 pub fn tick_of(ms: u64) -> u64 {
@@ -842,6 +841,25 @@ impl CellRef {
         rec.cancel_sent.store(m.cancel_sent, Ordering::Release);
         if m.locally_replied {
             rec.flags.fetch_or(F_LOCAL_REPLIED, Ordering::AcqRel);
+        }
+        Ok(())
+    }
+
+    /// Makes `n` branches visible to reply matching now, before the cell lock is released:
+    /// the holder calls it before a branch's request leaves, so a reply that beats the
+    /// state write finds the cell and waits for the lock instead of going on statelessly.
+    pub fn publish_branches(&self, n: u8) -> Result<(), TableError> {
+        self.rec()?
+            .nr_branches
+            .fetch_max(u32::from(n), Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Makes our CANCEL on `branch` visible to reply matching before it is sent (the
+    /// downstream 200 for it must be absorbed, not forwarded).
+    pub fn publish_cancel(&self, branch: u8) -> Result<(), TableError> {
+        if let Some(bit) = 1u32.checked_shl(u32::from(branch)) {
+            self.rec()?.cancel_sent.fetch_or(bit, Ordering::AcqRel);
         }
         Ok(())
     }

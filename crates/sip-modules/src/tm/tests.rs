@@ -87,3 +87,140 @@ fn exhaustion_is_an_error_value() {
     let err = t.alloc_buf(&big).err().map(|e| e.is_exhausted());
     assert_eq!(err, Some(true));
 }
+
+/// Regression (issue 5 leak): a gateway answering before the relaying worker stored the
+/// new branch found no transaction — the reply went on statelessly and the cell waited
+/// for fr_timer. The branch must be visible to reply matching before its request leaves.
+#[test]
+fn reply_racing_the_relaying_worker_finds_the_branch() {
+    use super::lab::{GW1, INVITE, Lab, STATEFUL, addr};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let lab = Lab::new(STATEFUL);
+    let table = lab.table();
+    let found: Rc<RefCell<Vec<bool>>> = Rc::default();
+    let mut w1 = lab.worker();
+    let seen = Rc::clone(&found);
+    w1.host.on_send = Some(Box::new(move |dst, bytes| {
+        if dst != addr(GW1) || !bytes.starts_with(b"INVITE ") {
+            return;
+        }
+        // The moment the INVITE leaves: another worker matches the gateway's reply.
+        let msg = Message::parse(bytes.to_vec()).unwrap_or_else(|e| panic!("{e}"));
+        let branch = msg
+            .top_via()
+            .ok()
+            .and_then(|v| v.branch().map(<[u8]>::to_vec));
+        let decoded = branch
+            .and_then(|b| sip_txn::decode_branch(&b, table.hash_size(), 12))
+            .unwrap_or_else(|| panic!("our branch must decode"));
+        let hit = matches!(table.lookup_reply(&decoded, b"INVITE"), Ok(Some(_)));
+        seen.borrow_mut().push(hit);
+    }));
+    w1.request(INVITE, super::lab::UAC);
+    assert_eq!(*found.borrow(), vec![true]);
+}
+
+/// Regression (issue 5 slow freeing): calls completed while the timer keeps ticking must
+/// all be freed one `wt_timer` after their final reply, not a wheel revolution later.
+#[test]
+fn completed_transactions_are_freed_one_wait_period_after_their_final() {
+    use super::lab::{GW1, INVITE, Lab, STATEFUL, UAC, reply_to, to};
+
+    let lab = Lab::new(STATEFUL);
+    let mut w = lab.worker();
+    let mut timer = lab.worker();
+    let mut now = 0;
+    let mut last_final = 0;
+    for call in 0..300u64 {
+        let invite = INVITE.replace("call-1@", &format!("call-{call}@"));
+        w.at(now).request(&invite, UAC);
+        let out = w.take();
+        let fwd = to(&out, GW1)[0].clone();
+        w.at(now + 5)
+            .reply(&reply_to(&fwd, 180, "Ringing", "gw", &[]), GW1);
+        w.at(now + 10)
+            .reply(&reply_to(&fwd, 200, "OK", "gw", &[]), GW1);
+        last_final = now + 10;
+        // Calls arrive every 37 ms while the timer ticks at its own pace.
+        let next = now + 37;
+        timer.tick_until(now, next);
+        now = next;
+    }
+    assert_eq!(lab.table().stat(Stat::Created), 300);
+    timer.tick_until(now, last_final + 5_000 + 130);
+    assert_eq!(lab.current(), 0, "every cell freed by wt_timer + 2 ticks");
+}
+
+fn created(l: Lookup) -> super::table::CellRef {
+    match l {
+        Lookup::Created { cell, guard, .. } => {
+            drop(guard);
+            cell
+        }
+        Lookup::Found(..) => panic!("expected a new cell"),
+    }
+}
+
+/// The wheel: a deadline later in the tick just scanned, one already behind the scan, and
+/// one more than a revolution (16 s) ahead all fire on time, each exactly once.
+#[test]
+fn wheel_fires_deadlines_in_the_scanned_tick_in_the_past_and_beyond_a_revolution() {
+    let t = table();
+    let a = created(insert(&t, &key(crate::testutil::INVITE)));
+    let b = created(insert(
+        &t,
+        &key(&crate::testutil::invite_with("call-1@", "call-2@")),
+    ));
+    let c = created(insert(
+        &t,
+        &key(&crate::testutil::invite_with("call-1@", "call-3@")),
+    ));
+    assert!(t.take_due(5_000).unwrap_or_default().is_empty());
+    // Tick 80 covers 5000..5062 ms: `a` is due later in the tick the timer just scanned.
+    t.schedule(&a, 5_040).unwrap_or_else(|e| panic!("{e}"));
+    // `b` is already overdue; `c` is 20 s (more than one revolution) ahead.
+    t.schedule(&b, 1_000).unwrap_or_else(|e| panic!("{e}"));
+    t.schedule(&c, 25_000).unwrap_or_else(|e| panic!("{e}"));
+    let offs = |v: Vec<super::table::CellRef>| v.iter().map(|c| c.offset()).collect::<Vec<_>>();
+    assert_eq!(
+        offs(t.take_due(5_020).unwrap_or_default()),
+        vec![b.offset()]
+    );
+    assert_eq!(
+        offs(t.take_due(5_045).unwrap_or_default()),
+        vec![a.offset()]
+    );
+    let mut now = 5_045;
+    let mut fired = Vec::new();
+    while now < 25_100 {
+        now += 62;
+        fired.extend(
+            offs(t.take_due(now).unwrap_or_default())
+                .into_iter()
+                .map(|o| (o, now)),
+        );
+    }
+    assert_eq!(fired.len(), 1, "{fired:?}");
+    assert_eq!(fired[0].0, c.offset());
+    assert!((25_000..25_063).contains(&fired[0].1), "{fired:?}");
+}
+
+/// A cell rescheduled earlier while linked moves; rescheduled later keeps the earlier
+/// entry (the timer re-schedules after stepping it). Either way one wheel reference.
+#[test]
+fn rescheduling_a_linked_cell_keeps_one_entry_and_one_reference() {
+    let t = table();
+    let a = created(insert(&t, &key(crate::testutil::INVITE)));
+    t.schedule(&a, 3_000).unwrap_or_else(|e| panic!("{e}"));
+    t.schedule(&a, 1_000).unwrap_or_else(|e| panic!("{e}"));
+    t.schedule(&a, 9_000).unwrap_or_else(|e| panic!("{e}"));
+    let due = t.take_due(1_000).unwrap_or_default();
+    assert_eq!(due.len(), 1);
+    assert!(t.take_due(4_000).unwrap_or_default().is_empty());
+    drop(due);
+    t.unlink(&a).unwrap_or_else(|e| panic!("{e}"));
+    drop(a);
+    assert_eq!(t.stat(Stat::Freed), 1, "no reference left behind");
+}
