@@ -845,6 +845,7 @@ pub fn t_relay(ctx: &mut Ctx<'_>, tm: &Tm, host_port: Option<(String, u16)>) -> 
                 && st.cell.uas_status() == 0
                 && tm.auto_inv_100
                 && !tm.opensips_100
+                && !st.cell.is_canceled()
             {
                 if let Ok(acts) = st.cell.local_reply(100, now(ctx), &tm.cfg) {
                     let reason = tm.auto_inv_100_reason.clone();
@@ -882,7 +883,8 @@ fn fail(ctx: &mut Ctx<'_>, code: u16, reason: String) -> i32 {
     });
     let m = ctx.msg_data_mut::<TmMsg>();
     if m.active.is_none() {
-        m.delayed_error = Some((code, reason));
+        // Kamailio's err2reason_phrase signature: `<text> (<code>/TM)`.
+        m.delayed_error = Some((code, format!("{reason} ({code}/TM)")));
     }
     -1
 }

@@ -287,6 +287,7 @@ pub fn to_tag(text: &str) -> String {
 /// The stock-like stateful cfg the tests run: t_check_trans idiom, `$du` = GW1,
 /// failure_route to GW2 with a header added there, a header added in onreply_route.
 pub const STATEFUL: &str = r#"
+debug=3
 loadmodule "tm.so"
 loadmodule "sl.so"
 loadmodule "textops.so"
