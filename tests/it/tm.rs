@@ -246,10 +246,21 @@ fn tm_ack_for_a_486_is_absorbed_and_stops_the_486_retransmissions() {
         .drain(Duration::from_millis(100))
         .expect("drain control");
     let repeats = |ds: &[Datagram]| ds.iter().filter(|d| d.status() == Some(486)).count();
+    let gw_acks: Vec<String> = call_requests(&gw, &acked, "ACK")
+        .iter()
+        .map(|d| {
+            format!(
+                "{} ({} Via, {:?})",
+                d.first_line(),
+                d.via_count(),
+                d.top_branch()
+            )
+        })
+        .collect();
     assert_eq!(
         repeats(&after_ack),
         0,
-        "486 retransmitted after the ACK: {:?}",
+        "486 retransmitted after the ACK: {:?}; ACKs at the gateway: {gw_acks:?}",
         first_lines(&after_ack)
     );
     assert!(
