@@ -12,7 +12,7 @@ use sip_script::abi::{
 };
 use sip_txn::{
     Action, ActionList, BufRef, Cell, LocalReason, MatchConfig, Method, Millis, RouteId, TmConfig,
-    TxError, char_value, encode_branch,
+    TxError, WaitExtension, char_value, encode_branch,
 };
 
 use super::key::OwnedKey;
@@ -242,7 +242,7 @@ pub fn exec(
                         .and_then(|r| table.read_buf(r.0).ok()),
                 };
                 if let Some(bytes) = bytes {
-                    send_upstream(ctx, table, st, &bytes, code);
+                    send_upstream(ctx, table, cell, st, &bytes, code);
                 }
             }
             Action::LocalReply { code, reason } => {
@@ -250,7 +250,7 @@ pub fn exec(
                     LocalReason::Script => script_reason.unwrap_or("").to_string(),
                     other => other.phrase().to_string(),
                 };
-                local_reply(ctx, tm, table, st, code, &text);
+                local_reply(ctx, tm, table, cell, st, code, &text);
             }
             Action::Store { branch } => {
                 if let Some(c) = cur.filter(|c| c.branch == branch) {
@@ -272,6 +272,25 @@ pub fn exec(
                 queue.extend(more.iter().copied());
             }
             Action::Delete => {
+                // The timer holds the wheel's reference and the list owns one; any other
+                // is a worker still busy with the cell: wait another period, up to
+                // TM_LIFETIME_LIMIT, then unlink anyway (Kamailio `wait_handler`).
+                let busy = cell.is_linked() && cell.ref_count() > 2;
+                if busy && st.cell.extend_wait(now(ctx)) == WaitExtension::Rearmed {
+                    ctx.log(
+                        LogLevel::Dbg,
+                        "tm",
+                        "wait timer: transaction still referenced, re-armed",
+                    );
+                    continue;
+                }
+                if busy {
+                    ctx.log(
+                        LogLevel::Warn,
+                        "tm",
+                        "wait timer: transaction referenced for too long, unlinked",
+                    );
+                }
                 st.deleted = true;
                 let _ = table.unlink(cell);
             }
@@ -290,7 +309,15 @@ fn send_buf(ctx: &mut Ctx<'_>, table: &Table, buf: BufRef, dst: SocketAddr) {
     }
 }
 
-fn send_upstream(ctx: &mut Ctx<'_>, table: &Table, st: &mut TxState, bytes: &[u8], code: u16) {
+fn send_upstream(
+    ctx: &mut Ctx<'_>,
+    table: &Table,
+    cell: &CellRef,
+    st: &mut TxState,
+    bytes: &[u8],
+    code: u16,
+) {
+    let _ = cell.publish(&mirror(st));
     let up = st.upstream;
     match ctx.host.send(Proto::Udp, up, bytes) {
         Ok(()) => {
@@ -309,6 +336,7 @@ fn local_reply(
     ctx: &mut Ctx<'_>,
     _tm: &Tm,
     table: &Table,
+    cell: &CellRef,
     st: &mut TxState,
     code: u16,
     reason: &str,
@@ -330,7 +358,7 @@ fn local_reply(
     };
     let bytes = build_reply(&req, code, reason.as_bytes(), &opts);
     table.count(Stat::RplGenerated, 1);
-    send_upstream(ctx, table, st, &bytes, code);
+    send_upstream(ctx, table, cell, st, &bytes, code);
 }
 
 fn send_ack(

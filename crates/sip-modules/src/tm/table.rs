@@ -833,6 +833,14 @@ impl CellRef {
             }
         }
         g.len = blob.len() as u32;
+        self.publish(m)
+    }
+
+    /// Mirrors what matching reads without the cell lock. The lock holder calls it before
+    /// anything leaves (a reply upstream, a request downstream) so the answer to it — an
+    /// ACK, a reply, a CANCEL's 200 — finds the cell and waits for the lock instead of
+    /// taking a stateless path.
+    pub fn publish(&self, m: &Mirror) -> Result<(), TableError> {
         let rec = self.rec()?;
         rec.uas_status
             .store(u32::from(m.uas_status), Ordering::Release);
@@ -862,6 +870,18 @@ impl CellRef {
             self.rec()?.cancel_sent.fetch_or(bit, Ordering::AcqRel);
         }
         Ok(())
+    }
+
+    /// References currently held (the bucket list's, the wheel's or the timer's, and one
+    /// per process working on the cell).
+    pub fn ref_count(&self) -> u32 {
+        self.rec().map_or(0, |r| r.refs.load(Ordering::Acquire))
+    }
+
+    /// Whether the cell is still in its bucket list.
+    pub fn is_linked(&self) -> bool {
+        self.rec()
+            .is_ok_and(|r| r.flags.load(Ordering::Acquire) & F_LINKED != 0)
     }
 
     /// Marks the cell dead (corrupt state): lookups skip it from now on.

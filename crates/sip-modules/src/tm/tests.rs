@@ -224,3 +224,84 @@ fn rescheduling_a_linked_cell_keeps_one_entry_and_one_reference() {
     drop(a);
     assert_eq!(t.stat(Stat::Freed), 1, "no reference left behind");
 }
+
+/// Regression (black-box `tm_ack_for_a_486…`): the UAC's ACK, handled by another worker
+/// the moment the 486 leaves, must match the INVITE as "ACK to a negative final" — the
+/// status is visible before the reply is sent, not only after the state is written.
+#[test]
+fn ack_racing_the_relayed_negative_final_matches_its_invite() {
+    use super::lab::{GW1, INVITE, Lab, STATEFUL, UAC, ack_for, addr, reply_to, to};
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    let lab = Lab::new(STATEFUL);
+    let table = lab.table();
+    let mut w1 = lab.worker();
+    w1.request(INVITE, UAC);
+    let fwd = to(&w1.take(), GW1)[0].clone();
+    let matched: Rc<RefCell<Vec<Match>>> = Rc::default();
+    let seen = Rc::clone(&matched);
+    w1.host.on_send = Some(Box::new(move |dst, bytes| {
+        if dst != addr(UAC) || !bytes.starts_with(b"SIP/2.0 486") {
+            return;
+        }
+        let ack = key(&ack_for("gw"));
+        let rk = ack.key();
+        let bucket = sip_txn::bucket_of(rk.call_id, rk.cseq_num, table.hash_size());
+        let m = match table.lookup_request(bucket, &rk, &MatchConfig::default()) {
+            Ok(Some((_, m))) => m,
+            _ => Match::NoMatch,
+        };
+        seen.borrow_mut().push(m);
+    }));
+    w1.reply(&reply_to(&fwd, 486, "Busy Here", "gw", &[]), GW1);
+    assert_eq!(*matched.borrow(), vec![Match::AckToNegative]);
+}
+
+/// `wt_timer` expiry while another process still holds the cell re-arms the wait; after
+/// `TM_LIFETIME_LIMIT` (90 s) the cell is unlinked anyway and freed by the last unref.
+#[test]
+fn wait_timer_extends_while_referenced_and_unlinks_after_90_s() {
+    use super::lab::{GW1, INVITE, Lab, STATEFUL, UAC, reply_to, to};
+
+    let lab = Lab::new(STATEFUL);
+    let t = lab.table();
+    let mut w = lab.worker();
+    let mut timer = lab.worker();
+    let held = |k: &OwnedKey| {
+        let rk = k.key();
+        let bucket = sip_txn::bucket_of(rk.call_id, rk.cseq_num, t.hash_size());
+        match t.lookup_request(bucket, &rk, &MatchConfig::default()) {
+            Ok(Some((cell, _))) => cell,
+            _ => panic!("transaction not found"),
+        }
+    };
+    // Call 1: referenced across one wait period, then released.
+    w.at(0).request(INVITE, UAC);
+    let fwd = to(&w.take(), GW1)[0].clone();
+    w.reply(&reply_to(&fwd, 200, "OK", "gw", &[]), GW1);
+    let busy = held(&key(INVITE));
+    timer.tick_until(0, 5_200);
+    assert!(busy.is_linked(), "still referenced: kept");
+    drop(busy);
+    timer.tick_until(5_200, 10_300);
+    assert_eq!(lab.current(), 0, "freed one period after the release");
+
+    // Call 2: referenced forever (a worker died holding it).
+    let invite2 = crate::testutil::invite_with("call-1@", "call-2@");
+    w.at(20_000).request(&invite2, UAC);
+    let fwd = to(&w.take(), GW1)[0].clone();
+    w.reply(&reply_to(&fwd, 200, "OK", "gw", &[]), GW1);
+    let stuck = held(&key(&invite2));
+    timer.tick_until(20_000, 20_000 + 90_000);
+    assert!(stuck.is_linked(), "kept until TM_LIFETIME_LIMIT");
+    timer.tick_until(110_000, 20_000 + 5_000 + 90_000 + 5_200);
+    assert!(!stuck.is_linked(), "unlinked after 90 s on wait");
+    assert_eq!(
+        lab.current(),
+        1,
+        "memory stays until the last reference goes"
+    );
+    drop(stuck);
+    assert_eq!(lab.current(), 0);
+}
