@@ -88,18 +88,10 @@ impl HeaderName {
     /// Maps a header name as written (any case, long or compact) to its variant.
     pub fn from_bytes(name: &[u8]) -> HeaderName {
         use HeaderName as H;
-        // Called once per header line while indexing: lowercase into a fixed buffer (a loop
-        // the compiler vectorises), let length and first letter pick the one candidate, and
-        // confirm it with a single compare.
-        let mut buf = [0u8; 24];
-        let Some(dst) = buf.get_mut(..name.len()) else {
-            return H::Other;
-        };
-        dst.copy_from_slice(name);
-        for b in &mut buf {
-            *b = b.to_ascii_lowercase();
-        }
-        let first = buf.first().copied().unwrap_or_default();
+        // Called once per header line while indexing: length and first letter pick the one
+        // candidate, then a word-wise case-insensitive compare confirms it. `| 0x20` lowercases
+        // letters; a non-letter may pick a wrong candidate, which the compare rejects.
+        let first = name.first().map_or(0, |b| b | 0x20);
         let (candidate, lower): (HeaderName, &[u8]) = match (name.len(), first) {
             (0, _) => return H::Other,
             (1, _) => return H::from_compact(first),
@@ -114,7 +106,7 @@ impl HeaderName {
             (6, b'a') => (H::Accept, b"accept"),
             (6, b'r') => (H::Reason, b"reason"),
             (6, b's') => (H::Server, b"server"),
-            (7, b'c') => match buf.get(1) {
+            (7, b'c') => match name.get(1).map(|b| b | 0x20) {
                 Some(b'a') => (H::CallId, b"call-id"),
                 _ => (H::Contact, b"contact"),
             },
@@ -141,7 +133,7 @@ impl HeaderName {
             (19, b'p') => (H::ProxyAuthorization, b"proxy-authorization"),
             _ => return H::Other,
         };
-        if buf.get(..name.len()) == Some(lower) {
+        if eq_ignore_case_lower(name, lower) {
             candidate
         } else {
             H::Other
@@ -257,6 +249,47 @@ impl HeaderName {
     }
 }
 
+/// `name` equals `lower` (lowercase letters, digits and `-`) ignoring ASCII case, compared
+/// 8 (or 4) bytes at a time: a letter byte of `lower` accepts both cases (`| 0x20` on the
+/// input byte), any other byte must match exactly.
+fn eq_ignore_case_lower(name: &[u8], lower: &[u8]) -> bool {
+    fn word8(s: &[u8], at: usize) -> u64 {
+        s.get(at..at + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
+    }
+    fn word4(s: &[u8], at: usize) -> u64 {
+        s.get(at..at + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(0, |w| u64::from(u32::from_le_bytes(w)))
+    }
+    // Letters (0x61..=0x7a) have bit 0x40 set; digits and '-' do not.
+    fn folds(input: u64, lower: u64) -> bool {
+        input | ((lower & 0x4040_4040_4040_4040) >> 1) == lower
+    }
+    let n = lower.len();
+    if name.len() != n {
+        return false;
+    }
+    if n >= 8 {
+        let mut at = 0;
+        while at + 8 < n {
+            if !folds(word8(name, at), word8(lower, at)) {
+                return false;
+            }
+            at += 8;
+        }
+        // The last 8 bytes, overlapping the previous word.
+        folds(word8(name, n - 8), word8(lower, n - 8))
+    } else if n >= 4 {
+        folds(word4(name, 0), word4(lower, 0)) && folds(word4(name, n - 4), word4(lower, n - 4))
+    } else {
+        name.iter()
+            .zip(lower)
+            .all(|(&b, &l)| folds(u64::from(b), u64::from(l)))
+    }
+}
+
 /// How an edit or lookup names a header: a known variant or any other name (case-insensitive).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum NameKey {
@@ -324,6 +357,35 @@ mod tests {
                 );
                 assert!(a == b || !same_slot || call_id_contact, "{la} vs {lb}");
             }
+        }
+    }
+
+    #[test]
+    fn case_folding_compare_is_exact() {
+        for lower in [
+            "to",
+            "via",
+            "cseq",
+            "call-id",
+            "max-forwards",
+            "proxy-authorization",
+        ] {
+            let l = lower.as_bytes();
+            assert!(eq_ignore_case_lower(l, l));
+            assert!(eq_ignore_case_lower(
+                lower.to_ascii_uppercase().as_bytes(),
+                l
+            ));
+            // Every single-byte change is rejected unless it is the other case of a letter.
+            for i in 0..l.len() {
+                for b in 0..=255u8 {
+                    let mut changed = l.to_vec();
+                    changed[i] = b;
+                    let same = b == l[i] || (l[i].is_ascii_lowercase() && b == l[i] - 32);
+                    assert_eq!(eq_ignore_case_lower(&changed, l), same, "{lower} {i} {b}");
+                }
+            }
+            assert!(!eq_ignore_case_lower(&l[1..], l));
         }
     }
 

@@ -2,7 +2,7 @@
 
 use crate::error::SipError;
 use crate::header::{HeaderName, NameKey};
-use crate::scan::{CommaSplit, all_token, is_lws, is_token, parse_u32};
+use crate::scan::{CommaSplit, all_token, any_lws, is_lws, is_token, parse_u32};
 use crate::uri::{Uri, scheme_is_valid};
 use crate::views::{CSeq, Contact, ContentType, NameAddr, Reason, Via};
 
@@ -162,10 +162,11 @@ impl std::fmt::Display for ParseError {
 impl std::error::Error for ParseError {}
 
 fn span(start: usize, end: usize) -> Span {
-    // Callers only pass offsets into a buffer already checked to fit u32.
+    // Callers only pass offsets into a buffer `Message::parse` checked to fit u32, so the
+    // casts are exact (a checked conversion here costs a compare per offset per header).
     Span {
-        start: u32::try_from(start).unwrap_or(u32::MAX),
-        end: u32::try_from(end).unwrap_or(u32::MAX),
+        start: start as u32,
+        end: end as u32,
     }
 }
 
@@ -181,6 +182,53 @@ fn content_end(buf: &[u8], line_start: usize, lf: usize) -> usize {
     } else {
         lf
     }
+}
+
+/// Where one header line lies, relative to its first byte.
+struct LineScan {
+    /// Length of the logical line including its final line end (folded lines included).
+    next: usize,
+    /// Name length and value range (LWS-trimmed) of a well-formed `name: value` line;
+    /// `None` for a line without a token name followed by a colon.
+    header: Option<(usize, usize, usize)>,
+}
+
+/// Scans the header line at the start of `rest`; `None` when it has no line end.
+fn scan_line(rest: &[u8]) -> Option<LineScan> {
+    // A name ends at the first non-token byte (CR and LF included, so it stays in the line).
+    let name_len = rest
+        .iter()
+        .position(|&b| !is_token(b))
+        .unwrap_or(rest.len());
+    let mut colon = name_len;
+    while matches!(rest.get(colon), Some(b' ' | b'\t')) {
+        colon += 1;
+    }
+    let has_colon = name_len > 0 && rest.get(colon) == Some(&b':');
+    // Name, SP/HT and the colon hold no LF: the line end is searched from after them.
+    let from = if has_colon { colon + 1 } else { colon };
+    let mut lf = find_lf(rest, from)?;
+    // A line end followed by SP/HT continues the logical line.
+    while matches!(rest.get(lf + 1), Some(b' ' | b'\t')) {
+        lf = find_lf(rest, lf + 1)?;
+    }
+    let line_end = content_end(rest, 0, lf);
+    let header = has_colon.then(|| {
+        let mut start = colon + 1;
+        while start < line_end && rest.get(start).is_some_and(|&b| is_lws(b)) {
+            start += 1;
+        }
+        // Values rarely end in LWS: the backwards scan usually stops at once.
+        let mut end = line_end;
+        while end > start && rest.get(end - 1).is_some_and(|&b| is_lws(b)) {
+            end -= 1;
+        }
+        (name_len, start, end)
+    });
+    Some(LineScan {
+        next: lf + 1,
+        header,
+    })
 }
 
 /// Parses a request or status line. On error, also returns a best-effort start line.
@@ -399,47 +447,19 @@ impl Message {
                 self.content_length = content_length;
                 return first_err.map_or(Ok(()), Err);
             }
-            // Find the end of the logical line: a line end followed by SP/HT continues it.
-            let mut lf = find_lf(buf, pos);
-            while let Some(l) = lf {
-                if matches!(buf.get(l + 1), Some(b' ' | b'\t')) {
-                    lf = find_lf(buf, l + 1);
-                } else {
-                    break;
-                }
-            }
-            let Some(lf) = lf else {
+            let rest = buf.get(pos..).unwrap_or_default();
+            let Some(scan) = scan_line(rest) else {
                 self.headers_end = span(buf.len(), buf.len()).start;
                 self.body = span(buf.len(), buf.len());
                 return Err(first_err.unwrap_or(SipError::bad_request(
                     "headers not terminated by an empty line",
                 )));
             };
-            let line_end = content_end(buf, pos, lf);
-            let line = buf.get(pos..line_end).unwrap_or_default();
-            let name_len = line
-                .iter()
-                .position(|&b| !is_token(b))
-                .unwrap_or(line.len());
-            let mut colon = name_len;
-            while matches!(line.get(colon), Some(b' ' | b'\t')) {
-                colon += 1;
-            }
-            match line.get(colon) {
-                Some(b':') if name_len > 0 => {
-                    let name = HeaderName::from_bytes(line.get(..name_len).unwrap_or_default());
-                    let mut value_start = colon + 1;
-                    while line.get(value_start).is_some_and(|&b| is_lws(b)) {
-                        value_start += 1;
-                    }
-                    // Values rarely end in LWS: the backwards scan usually stops at once.
-                    let mut value_end = line.len();
-                    while value_end > value_start
-                        && line.get(value_end - 1).is_some_and(|&b| is_lws(b))
-                    {
-                        value_end -= 1;
-                    }
-                    let value = line.get(value_start..value_end).unwrap_or_default();
+            let lf = pos + scan.next - 1;
+            match scan.header {
+                Some((name_len, value_start, value_end)) => {
+                    let name = HeaderName::from_bytes(rest.get(..name_len).unwrap_or_default());
+                    let value = rest.get(value_start..value_end).unwrap_or_default();
                     let value_start = pos + value_start;
                     if name == HeaderName::ContentLength {
                         match parse_u32(value) {
@@ -647,7 +667,7 @@ impl Message {
 
     pub fn call_id(&self) -> Result<&[u8], SipError> {
         let v = self.single(HeaderName::CallId, "missing Call-ID")?;
-        if v.is_empty() || v.iter().any(|&b| is_lws(b)) {
+        if v.is_empty() || any_lws(v) {
             return Err(SipError::bad_request("bad Call-ID"));
         }
         Ok(v)

@@ -7,6 +7,7 @@ const TOKEN_BIT: u8 = 1;
 const URI_BIT: u8 = 2;
 const HOST_BIT: u8 = 4;
 const DIGIT_DOT_BIT: u8 = 8;
+const LWS_BIT: u8 = 16;
 
 /// Byte classes as one table: these tests run for every byte of names, URIs and hosts.
 /// `URI_BIT`: printable ASCII but `<`, `>` and `"`; `HOST_BIT`: alphanumerics, `-`, `.`, `_`.
@@ -36,6 +37,9 @@ const CLASS: [u8; 256] = {
         }
         if c.is_ascii_digit() || c == b'.' {
             class |= DIGIT_DOT_BIT;
+        }
+        if matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
+            class |= LWS_BIT;
         }
         table[b] = class;
         b += 1;
@@ -72,6 +76,11 @@ pub(crate) fn host_chars(s: &[u8]) -> HostChars {
 /// True when every byte may appear in a URI.
 pub(crate) fn all_uri_chars(s: &[u8]) -> bool {
     s.iter().fold(u8::MAX, |acc, &b| acc & class(b)) & URI_BIT != 0
+}
+
+/// True when any byte is LWS (one branch-free pass).
+pub(crate) fn any_lws(s: &[u8]) -> bool {
+    s.iter().fold(0, |acc, &b| acc | class(b)) & LWS_BIT != 0
 }
 
 /// Whitespace inside a header value: folded lines keep their CR LF, so those count too.
@@ -354,6 +363,7 @@ mod tests {
                 b.is_ascii_digit() || b == b'.'
             );
             assert_eq!(all_uri_chars(&one), uri, "{b}");
+            assert_eq!(any_lws(&one), is_lws(b), "{b}");
         }
     }
 
@@ -367,6 +377,8 @@ mod tests {
         assert!(all_uri_chars(b"sip:a@b;lr"));
         assert!(!all_uri_chars(b"sip:a@b c"));
         assert!(all_uri_chars(b""));
+        assert!(any_lws(b"abc@d\te"));
+        assert!(!any_lws(b"abc@de"));
         assert_eq!(trim_lws(b" a \r\n"), b"a");
         assert_eq!(trim_lws(b"a"), b"a");
         assert_eq!(trim_lws(b" \t"), b"");
