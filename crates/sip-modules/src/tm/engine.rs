@@ -115,7 +115,7 @@ fn source_of(st: &TxState) -> Source {
         local: LocalSocket {
             addr: st.local,
             proto: Proto::Udp,
-            advertise: None,
+            advertise: st.advertise.clone(),
         },
     }
 }
@@ -516,6 +516,7 @@ fn placeholder(st: &TxState) -> TxState {
         src: st.src,
         local: st.local,
         upstream: st.upstream,
+        advertise: None,
         branches: Vec::new(),
         saved: Saved::default(),
         deleted: st.deleted,
@@ -765,6 +766,7 @@ pub fn get_or_create(ctx: &mut Ctx<'_>, tm: &Tm) -> Result<Got, (u16, String)> {
                 src: ctx.src.addr,
                 local: ctx.src.local.addr,
                 upstream: upstream_of(ctx.msg, ctx.src.addr),
+                advertise: ctx.src.local.advertise.clone(),
                 branches: Vec::new(),
                 saved: saved_of(ctx),
                 deleted: false,
@@ -780,6 +782,15 @@ pub fn get_or_create(ctx: &mut Ctx<'_>, tm: &Tm) -> Result<Got, (u16, String)> {
             let m = ctx.msg_data_mut::<TmMsg>();
             m.cell = Some(cell);
             m.created = true;
+            if tm.opensips_100 && method == Method::Invite && !born_canceled {
+                // OpenSIPS answers 100 when the INVITE transaction is created (spec §5.6).
+                let reason = tm.auto_inv_100_reason.clone();
+                with_state(ctx, tm, |ctx, table, cell, st| {
+                    if let Ok(acts) = st.cell.local_reply(100, now(ctx), &tm.cfg) {
+                        exec(ctx, tm, table, cell, st, &acts, None, Some(&reason));
+                    }
+                });
+            }
             Ok(Got::Tx { fresh: true })
         }
     }

@@ -154,12 +154,19 @@ impl Worker {
 
     /// A request from `src` through request_route and the post-script hooks.
     pub fn request(&mut self, text: &str, src: &str) -> Outcome {
+        self.request_on(text, src, None)
+    }
+
+    /// A request received on a socket with `listen=… advertise host:port`.
+    pub fn request_on(&mut self, text: &str, src: &str, advertise: Option<(&str, u16)>) -> Outcome {
         let msg = Message::parse(text.as_bytes().to_vec()).unwrap_or_else(|e| panic!("{e}"));
+        let mut source = TestHost::source(addr(src));
+        source.local.advertise = advertise.map(|(h, p)| (h.to_string(), p));
         let mut ctx = Ctx::new(
             &mut self.rt,
             &mut self.host,
             &msg,
-            TestHost::source(addr(src)),
+            source,
             RouteKind::Request,
         );
         ctx.set_script(self.script);

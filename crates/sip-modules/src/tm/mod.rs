@@ -184,6 +184,8 @@ pub static MODULE: ModuleExports = ModuleExports {
 
 /// Kamailio's default 100 reason (`auto_inv_100_reason`).
 pub const DEFAULT_100_REASON: &str = "trying -- your call is important to us";
+/// OpenSIPS's 100 reason, sent at t_newtran under `dialect=opensips`.
+pub const OPENSIPS_100_REASON: &str = "Giving it a try";
 /// Default `hash_size` (Kamailio's `TABLE_ENTRIES`).
 pub const DEFAULT_HASH_SIZE: u32 = 65_536;
 
@@ -258,17 +260,25 @@ fn init(init: &mut ModInit<'_>) -> Result<(), String> {
         None => None,
     };
     let opensips = init.core.dialect == Dialect::Opensips;
+    let auto_inv_100 = init.param_int("auto_inv_100").is_none_or(|v| v != 0);
     let tm = Tm {
         table,
         cfg,
         mcfg,
-        auto_inv_100: init.param_int("auto_inv_100").is_none_or(|v| v != 0),
-        auto_inv_100_reason: init
-            .param_str("auto_inv_100_reason")
-            .map_or_else(|| DEFAULT_100_REASON.to_string(), str::to_string),
-        opensips_100: false,
+        auto_inv_100,
+        auto_inv_100_reason: init.param_str("auto_inv_100_reason").map_or_else(
+            || {
+                if opensips {
+                    OPENSIPS_100_REASON
+                } else {
+                    DEFAULT_100_REASON
+                }
+                .to_string()
+            },
+            str::to_string,
+        ),
+        opensips_100: opensips && auto_inv_100,
     };
-    let _ = opensips;
     init.set_state(Arc::new(tm));
     init.register_api::<dyn TmApi>(Arc::new(TmApiImpl));
     Ok(())

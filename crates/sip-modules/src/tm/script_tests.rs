@@ -401,3 +401,71 @@ fn tm_stats_count_what_happened() {
     assert_eq!(stats["current"], 0);
     assert_eq!(stats["freed"], 1);
 }
+
+#[test]
+fn timer_process_branch_uses_the_advertised_via_sent_by() {
+    let lab = Lab::new(&with_defines("#!define FRT 2000"));
+    let mut w = lab.worker();
+    let mut timer = lab.worker();
+    let text = INVITE.replacen("sip:bob@", "sip:fo@", 1);
+    w.at(0)
+        .request_on(&text, UAC, Some(("proxy.example.net", 5080)));
+    let fwd = to(&w.take(), GW1)[0].clone();
+    assert!(
+        header(&fwd, "Via").is_some_and(|v| v.starts_with("SIP/2.0/UDP proxy.example.net:5080;"))
+    );
+    // fr_timer fires in the timer process; its failure_route relays to GW2.
+    timer.tick_until(0, 2_100);
+    let out = timer.take();
+    let second = to(&out, GW2);
+    assert_eq!(second.len(), 1, "{out:?}");
+    let via = header(second[0], "Via").unwrap_or_default();
+    assert!(
+        via.starts_with("SIP/2.0/UDP proxy.example.net:5080;"),
+        "{via}"
+    );
+}
+
+#[test]
+fn opensips_dialect_answers_100_giving_it_a_try_when_the_transaction_is_created() {
+    let cfg = r#"
+dialect=opensips
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "pv.so"
+request_route {
+    t_newtran();
+    $du = "sip:10.0.0.20:5070";
+    t_relay();
+    exit;
+}
+"#;
+    let lab = Lab::new(cfg);
+    let mut w = lab.worker();
+    w.request(INVITE, UAC);
+    let out = w.take();
+    assert_eq!(
+        first_lines(&to(&out, UAC)),
+        ["SIP/2.0 100 Giving it a try"],
+        "one 100, at t_newtran"
+    );
+    assert_eq!(to(&out, GW1).len(), 1);
+}
+
+#[test]
+fn kamailio_t_newtran_alone_sends_no_100() {
+    let cfg = r#"
+loadmodule "tm.so"
+loadmodule "sl.so"
+request_route {
+    t_newtran();
+    t_reply("404", "Not Here");
+    exit;
+}
+"#;
+    let lab = Lab::new(cfg);
+    let mut w = lab.worker();
+    w.request(INVITE, UAC);
+    let out = w.take();
+    assert_eq!(first_lines(&to(&out, UAC)), ["SIP/2.0 404 Not Here"]);
+}

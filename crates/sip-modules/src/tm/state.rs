@@ -37,6 +37,9 @@ pub struct TxState {
     pub local: SocketAddr,
     /// Where replies go (RFC 3261 §18.2.2 with received/rport).
     pub upstream: SocketAddr,
+    /// `advertise host:port` of the socket it arrived on: the timer process builds
+    /// branches (failure_route after a timeout) with it in our Via.
+    pub advertise: Option<(String, u16)>,
     pub branches: Vec<BranchHost>,
     pub saved: Saved,
     /// Set when the wait timer deleted the cell (never re-scheduled).
@@ -121,6 +124,8 @@ impl TxState {
         put_addr(&mut w, self.src);
         put_addr(&mut w, self.local);
         put_addr(&mut w, self.upstream);
+        put_opt_str(&mut w, self.advertise.as_ref().map(|(h, _)| h.as_str()));
+        w.u16(self.advertise.as_ref().map_or(0, |(_, p)| *p));
         w.u8(self.branches.len() as u8);
         for b in &self.branches {
             put_addr(&mut w, b.dst);
@@ -162,6 +167,9 @@ impl TxState {
         let src = get_addr(&mut r)?;
         let local = get_addr(&mut r)?;
         let upstream = get_addr(&mut r)?;
+        let adv_host = get_opt_str(&mut r)?;
+        let adv_port = r.u16()?;
+        let advertise = adv_host.map(|h| (h, adv_port));
         let nb = r.u8()?;
         if usize::from(nb) != cell.branches().len() {
             return Err(WireError("branch host count"));
@@ -199,6 +207,7 @@ impl TxState {
             src,
             local,
             upstream,
+            advertise,
             branches,
             saved: Saved {
                 ruri,

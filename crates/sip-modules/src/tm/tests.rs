@@ -305,3 +305,43 @@ fn wait_timer_extends_while_referenced_and_unlinks_after_90_s() {
     drop(stuck);
     assert_eq!(lab.current(), 0);
 }
+
+/// A ~700-byte INVITE (SIPp-like headers and SDP) for the shm-per-transaction figure.
+pub fn invite_700(call: u32) -> String {
+    let sdp = "v=0\r\no=user1 53655765 2353687637 IN IP4 192.0.2.10\r\ns=-\r\n\
+c=IN IP4 192.0.2.10\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n";
+    format!(
+        "INVITE sip:service@10.0.0.20:5070 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5091;branch=z9hG4bK-{call}-1-0;rport\r\n\
+From: sipp <sip:sipp@192.0.2.10:5091>;tag={call}SIPpTag001\r\n\
+To: service <sip:service@10.0.0.20:5070>\r\n\
+Call-ID: {call}-4711@192.0.2.10\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: sip:sipp@192.0.2.10:5091\r\n\
+Max-Forwards: 70\r\n\
+Subject: Performance Test\r\n\
+User-Agent: siplab-lab\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+#[test]
+fn shm_per_open_invite_transaction() {
+    use super::lab::{GW1, Lab, STATEFUL, UAC, reply_to, to};
+    let lab = Lab::with_region(STATEFUL, 32 << 20);
+    let mut w = lab.worker();
+    let n = 200u32;
+    eprintln!("invite bytes {}", invite_700(1).len());
+    let before = lab.region.stats().real_used;
+    for call in 0..n {
+        w.request(&invite_700(call), UAC);
+        let fwd = to(&w.take(), GW1)[0].clone();
+        w.reply(&reply_to(&fwd, 180, "Ringing", "gw", &[]), GW1);
+        w.take();
+    }
+    let after = lab.region.stats().real_used;
+    eprintln!("per transaction: {} bytes", (after - before) / u64::from(n));
+}
