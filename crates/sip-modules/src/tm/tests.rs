@@ -328,20 +328,31 @@ Content-Length: {}\r\n\r\n{sdp}",
     )
 }
 
+/// Shared memory per open INVITE transaction (benches/runs/2026-11-21/tm-shm.md): a
+/// regression bound at today's figure, and every byte back once the calls end.
 #[test]
 fn shm_per_open_invite_transaction() {
     use super::lab::{GW1, Lab, STATEFUL, UAC, reply_to, to};
     let lab = Lab::with_region(STATEFUL, 32 << 20);
     let mut w = lab.worker();
+    let mut timer = lab.worker();
     let n = 200u32;
-    eprintln!("invite bytes {}", invite_700(1).len());
     let before = lab.region.stats().real_used;
+    let mut fwds = Vec::new();
     for call in 0..n {
         w.request(&invite_700(call), UAC);
         let fwd = to(&w.take(), GW1)[0].clone();
         w.reply(&reply_to(&fwd, 180, "Ringing", "gw", &[]), GW1);
         w.take();
+        fwds.push(fwd);
     }
-    let after = lab.region.stats().real_used;
-    eprintln!("per transaction: {} bytes", (after - before) / u64::from(n));
+    let per_tx = (lab.region.stats().real_used - before) / u64::from(n);
+    eprintln!("shm per open INVITE transaction: {per_tx} bytes");
+    assert!(per_tx <= 3_584, "{per_tx} bytes per transaction");
+    for fwd in &fwds {
+        w.reply(&reply_to(fwd, 486, "Busy Here", "gw", &[]), GW1);
+    }
+    timer.tick_until(0, 5_200);
+    assert_eq!(lab.current(), 0);
+    assert_eq!(lab.region.stats().real_used, before, "all shm returned");
 }
