@@ -8,6 +8,10 @@ const URI_BIT: u8 = 2;
 const HOST_BIT: u8 = 4;
 const DIGIT_DOT_BIT: u8 = 8;
 const LWS_BIT: u8 = 16;
+/// Ends a Via sent-by host: `:`, `;` or LWS.
+pub(crate) const VIA_HOST_END: u8 = 32;
+/// Ends a sip-URI host: `:`, `;` or `?`.
+pub(crate) const URI_HOST_END: u8 = 64;
 
 /// Byte classes as one table: these tests run for every byte of names, URIs and hosts.
 /// `URI_BIT`: printable ASCII but `<`, `>` and `"`; `HOST_BIT`: alphanumerics, `-`, `.`, `_`.
@@ -41,6 +45,12 @@ const CLASS: [u8; 256] = {
         if matches!(c, b' ' | b'\t' | b'\r' | b'\n') {
             class |= LWS_BIT;
         }
+        if matches!(c, b':' | b';' | b' ' | b'\t' | b'\r' | b'\n') {
+            class |= VIA_HOST_END;
+        }
+        if matches!(c, b':' | b';' | b'?') {
+            class |= URI_HOST_END;
+        }
         table[b] = class;
         b += 1;
     }
@@ -71,6 +81,26 @@ pub(crate) fn host_chars(s: &[u8]) -> HostChars {
         name: all & HOST_BIT != 0,
         digits_and_dots: all & DIGIT_DOT_BIT != 0,
     }
+}
+
+/// The host at the start of `s`, ending before the first byte in class `end` (or at the
+/// end of `s`), and what its bytes can be: the search and the check in one pass.
+pub(crate) fn host_prefix(s: &[u8], end: u8) -> (usize, HostChars) {
+    let mut all = u8::MAX;
+    let mut len = s.len();
+    for (i, &b) in s.iter().enumerate() {
+        let c = class(b);
+        if c & end != 0 {
+            len = i;
+            break;
+        }
+        all &= c;
+    }
+    let chars = HostChars {
+        name: all & HOST_BIT != 0,
+        digits_and_dots: all & DIGIT_DOT_BIT != 0,
+    };
+    (len, chars)
 }
 
 /// True when every byte may appear in a URI.
@@ -383,6 +413,26 @@ mod tests {
         assert_eq!(trim_lws(b"a"), b"a");
         assert_eq!(trim_lws(b" \t"), b"");
         assert_eq!(trim_lws(b""), b"");
+    }
+
+    #[test]
+    fn host_prefix_stops_at_its_end_class() {
+        let (len, chars) = host_prefix(b"h.example.com:5060;x", VIA_HOST_END);
+        assert_eq!(len, 13);
+        assert!(chars.name && !chars.digits_and_dots);
+        let (len, chars) = host_prefix(b"10.0.0.1 ;x", VIA_HOST_END);
+        assert_eq!(len, 8);
+        assert!(chars.name && chars.digits_and_dots);
+        assert_eq!(host_prefix(b"a?b:c", URI_HOST_END).0, 1);
+        assert_eq!(host_prefix(b"a b?c", URI_HOST_END).0, 3);
+        assert!(!host_prefix(b"a b?c", URI_HOST_END).1.name);
+        assert_eq!(host_prefix(b"abc", URI_HOST_END).0, 3);
+        for b in 0..=255u8 {
+            let via_end = b":; \t\r\n".contains(&b);
+            assert_eq!(host_prefix(&[b], VIA_HOST_END).0 == 0, via_end, "{b}");
+            let uri_end = b":;?".contains(&b);
+            assert_eq!(host_prefix(&[b], URI_HOST_END).0 == 0, uri_end, "{b}");
+        }
     }
 
     #[test]

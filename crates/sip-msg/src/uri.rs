@@ -4,7 +4,9 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::SipError;
-use crate::scan::{Params, all_uri_chars, host_chars, parse_u32};
+use crate::scan::{
+    HostChars, Params, URI_HOST_END, all_uri_chars, host_chars, host_prefix, parse_u32,
+};
 
 /// The URI scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -39,10 +41,17 @@ impl<'a> Host<'a> {
                 .map(Host::Ipv6)
                 .ok_or(SipError::bad_request("bad IPv6 address"));
         }
+        Host::parse_classified(s, host_chars(s))
+    }
+
+    /// [`Host::parse`] when the caller already classified the bytes of a non-IPv6 host.
+    pub(crate) fn parse_classified(s: &'a [u8], chars: HostChars) -> Result<Host<'a>, SipError> {
+        if s.first() == Some(&b'[') {
+            return Host::parse(s);
+        }
         if s.is_empty() {
             return Err(SipError::bad_request("empty host"));
         }
-        let chars = host_chars(s);
         if !chars.name {
             return Err(SipError::bad_request("bad host name"));
         }
@@ -180,6 +189,27 @@ impl<'a> Uri<'a> {
             }
             None => rest,
         };
+        if hostport_etc.first() == Some(&b'[') {
+            return self.parse_ipv6_hostport(hostport_etc);
+        }
+        // The host ends at the first ':', ';' or '?'; '?' starts the headers.
+        let (host_len, chars) = host_prefix(hostport_etc, URI_HOST_END);
+        let (host, after_host) = hostport_etc.split_at(host_len);
+        let (after_host, headers) = match after_host.iter().position(|&b| b == b'?') {
+            Some(q) => (
+                after_host.get(..q).unwrap_or_default(),
+                Some(after_host.get(q + 1..).unwrap_or_default()),
+            ),
+            None => (after_host, None),
+        };
+        self.headers = headers;
+        self.host = Some(Host::parse_classified(host, chars)?);
+        self.host_raw = host;
+        self.parse_port_params(after_host)
+    }
+
+    /// The `[IPv6]` hostport form, rare enough to take the plain path.
+    fn parse_ipv6_hostport(&mut self, hostport_etc: &'a [u8]) -> Result<(), SipError> {
         let (before_headers, headers) = match hostport_etc.iter().position(|&b| b == b'?') {
             Some(q) => (
                 hostport_etc.get(..q).unwrap_or_default(),
@@ -188,21 +218,19 @@ impl<'a> Uri<'a> {
             None => (hostport_etc, None),
         };
         self.headers = headers;
-        let hostport_len = if before_headers.first() == Some(&b'[') {
-            before_headers
-                .iter()
-                .position(|&b| b == b']')
-                .map(|p| p + 1)
-                .ok_or(SipError::bad_request("unterminated IPv6 reference"))?
-        } else {
-            before_headers
-                .iter()
-                .position(|&b| b == b':' || b == b';')
-                .unwrap_or(before_headers.len())
-        };
+        let hostport_len = before_headers
+            .iter()
+            .position(|&b| b == b']')
+            .map(|p| p + 1)
+            .ok_or(SipError::bad_request("unterminated IPv6 reference"))?;
         let (host, after_host) = before_headers.split_at(hostport_len);
         self.host = Some(Host::parse(host)?);
         self.host_raw = host;
+        self.parse_port_params(after_host)
+    }
+
+    /// `[:port][;params]` after the host.
+    fn parse_port_params(&mut self, after_host: &'a [u8]) -> Result<(), SipError> {
         let params = match after_host.split_first() {
             Some((b':', port_etc)) => {
                 let end = port_etc

@@ -2,7 +2,10 @@
 //! message buffer and never allocate.
 
 use crate::error::SipError;
-use crate::scan::{Params, all_token, is_lws, is_token, parse_u32, quoted_len, skip_lws, trim_lws};
+use crate::scan::{
+    Params, VIA_HOST_END, all_token, host_prefix, is_lws, is_token, parse_u32, quoted_len,
+    skip_lws, trim_lws,
+};
 use crate::uri::{Host, Uri, parse_port};
 
 /// One Via value: `SIP/2.0/UDP host:port;params`.
@@ -32,27 +35,41 @@ impl<'a> Via<'a> {
     /// Parses one Via value (LWS allowed around `/`, `:`, `;` and `=`).
     pub fn parse(raw: &'a [u8]) -> Result<Via<'a>, SipError> {
         let raw = trim_lws(raw);
-        let (protocol, rest) = take_token(raw);
-        let rest = expect_byte(rest, b'/', "bad Via sent-protocol")?;
-        let (version, rest) = take_token(skip_lws(rest));
-        let rest = expect_byte(rest, b'/', "bad Via sent-protocol")?;
-        let (transport, rest) = take_token(skip_lws(rest));
+        let (protocol, version, transport, rest) = match raw.strip_prefix(b"SIP/2.0/") {
+            // The usual spelling: the general path below gives the same parts.
+            Some(tail) => {
+                let (transport, rest) = take_token(skip_lws(tail));
+                let protocol = raw.get(..3).unwrap_or_default();
+                let version = raw.get(4..7).unwrap_or_default();
+                (protocol, version, transport, rest)
+            }
+            None => {
+                let (protocol, rest) = take_token(raw);
+                let rest = expect_byte(rest, b'/', "bad Via sent-protocol")?;
+                let (version, rest) = take_token(skip_lws(rest));
+                let rest = expect_byte(rest, b'/', "bad Via sent-protocol")?;
+                let (transport, rest) = take_token(skip_lws(rest));
+                (protocol, version, transport, rest)
+            }
+        };
         if protocol.is_empty() || version.is_empty() || transport.is_empty() {
             return Err(SipError::bad_request("bad Via sent-protocol"));
         }
         let rest = skip_lws(rest);
-        let host_len = if rest.first() == Some(&b'[') {
-            rest.iter()
+        let (host_raw, host, rest) = if rest.first() == Some(&b'[') {
+            let host_len = rest
+                .iter()
                 .position(|&b| b == b']')
                 .map(|p| p + 1)
-                .ok_or(SipError::bad_request("bad Via sent-by"))?
+                .ok_or(SipError::bad_request("bad Via sent-by"))?;
+            let (host_raw, rest) = rest.split_at(host_len);
+            (host_raw, Host::parse(host_raw)?, rest)
         } else {
-            rest.iter()
-                .position(|&b| b == b':' || b == b';' || is_lws(b))
-                .unwrap_or(rest.len())
+            // The host ends at ':', ';' or LWS; its bytes are classified on the way.
+            let (host_len, chars) = host_prefix(rest, VIA_HOST_END);
+            let (host_raw, rest) = rest.split_at(host_len);
+            (host_raw, Host::parse_classified(host_raw, chars)?, rest)
         };
-        let (host_raw, rest) = rest.split_at(host_len);
-        let host = Host::parse(host_raw)?;
         let rest = skip_lws(rest);
         let (port, rest) = match rest.split_first() {
             Some((b':', tail)) => {
@@ -387,6 +404,11 @@ mod tests {
         assert_eq!(v.received(), Some(&b"1.2.3.4"[..]));
         assert_eq!(v.ttl(), Some(3));
         assert_eq!(v.maddr(), Some(&b"m"[..]));
+        let v = Via::parse(b"SIP/2.0/ TCP h")?;
+        assert_eq!(
+            (v.protocol, v.version, v.transport),
+            (&b"SIP"[..], &b"2.0"[..], &b"TCP"[..])
+        );
         let v = Via::parse(b"SIP/2.0/TCP [2001:db8::9]:5070;rport=5071")?;
         assert_eq!(v.rport(), Some(Some(5071)));
         assert!(Via::parse(b"SIP/2.0/UDP 192.0.2.15;;").is_err());
