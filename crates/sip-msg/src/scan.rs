@@ -12,6 +12,8 @@ const LWS_BIT: u8 = 16;
 pub(crate) const VIA_HOST_END: u8 = 32;
 /// Ends a sip-URI host: `:`, `;` or `?`.
 pub(crate) const URI_HOST_END: u8 = 64;
+/// Ends an unquoted parameter value: `;` or LWS.
+const PARAM_VALUE_END: u8 = 128;
 
 /// Byte classes as one table: these tests run for every byte of names, URIs and hosts.
 /// `URI_BIT`: printable ASCII but `<`, `>` and `"`; `HOST_BIT`: alphanumerics, `-`, `.`, `_`.
@@ -50,6 +52,9 @@ const CLASS: [u8; 256] = {
         }
         if matches!(c, b':' | b';' | b'?') {
             class |= URI_HOST_END;
+        }
+        if matches!(c, b';' | b' ' | b'\t' | b'\r' | b'\n') {
+            class |= PARAM_VALUE_END;
         }
         table[b] = class;
         b += 1;
@@ -129,6 +134,10 @@ pub(crate) fn trim_lws(s: &[u8]) -> &[u8] {
 }
 
 pub(crate) fn skip_lws(s: &[u8]) -> &[u8] {
+    // Usually there is nothing to skip.
+    if s.first().is_some_and(|&b| !is_lws(b)) {
+        return s;
+    }
     let start = s.iter().position(|&b| !is_lws(b)).unwrap_or(s.len());
     s.get(start..).unwrap_or_default()
 }
@@ -334,7 +343,7 @@ fn split_param(s: &[u8]) -> Result<(Param<'_>, &[u8]), SipError> {
                     .ok_or(SipError::bad_request("unterminated IPv6 parameter value"))?,
                 _ => v
                     .iter()
-                    .position(|&b| b == b';' || is_lws(b))
+                    .position(|&b| class(b) & PARAM_VALUE_END != 0)
                     .unwrap_or(v.len()),
             };
             let (value, tail) = v.split_at(len);
@@ -394,6 +403,7 @@ mod tests {
             );
             assert_eq!(all_uri_chars(&one), uri, "{b}");
             assert_eq!(any_lws(&one), is_lws(b), "{b}");
+            assert_eq!(class(b) & PARAM_VALUE_END != 0, b == b';' || is_lws(b));
         }
     }
 

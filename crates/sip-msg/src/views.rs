@@ -231,9 +231,7 @@ impl<'a> NameAddr<'a> {
         match in_angle {
             Some(from_lt) => {
                 let inner = from_lt.get(1..).unwrap_or_default();
-                let gt = inner
-                    .iter()
-                    .position(|&b| b == b'>')
+                let gt = memchr::memchr(b'>', inner)
                     .ok_or(SipError::bad_request("missing '>' in address"))?;
                 // Spaces just inside <> are tolerated (RFC 4475 badaspec: a liberal proxy).
                 let uri = Uri::parse(trim_lws(inner.get(..gt).unwrap_or_default()))?;
