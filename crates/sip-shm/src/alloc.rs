@@ -2,8 +2,10 @@
 //!
 //! # Layout
 //! Every block starts with a 16-byte header `{magic, size, next, tag}` followed by the
-//! payload (16-byte aligned). Small blocks are powers of two from 32 B to 64 KiB (12
-//! classes, `tag` = class index); larger requests are "large" blocks (`tag` =
+//! payload (16-byte aligned). Small blocks come in size classes (`tag` = class index):
+//! every multiple of 16 B from 32 B to 4 KiB (fine classes: a SIP message or a
+//! transaction's state wastes at most 15 B to rounding, where powers of two wasted up to
+//! half), then powers of two up to 64 KiB; larger requests are "large" blocks (`tag` =
 //! [`LARGE_TAG`], size rounded to 64 B). Fresh memory comes from one bump range
 //! `[lo, hi)` packed in a single `AtomicU64`: small blocks are carved upward from `lo`,
 //! large ones downward from `hi`, so the two kinds do not interleave. Freed blocks go on
@@ -11,8 +13,8 @@
 //! own robust [`ShmMutex`].
 //!
 //! An allocation tries, in order: its class's free list; the bump range; splitting a
-//! free block of a larger class (halving, pushing the unused halves onto the smaller
-//! lists); carving from a free large block. A freed block adjacent to the bump range is
+//! free block of the next non-empty larger class (the remainder goes onto the list of its
+//! own size, or the large list); carving from a free large block. A freed block adjacent to the bump range is
 //! returned to it. When all that fails, one coalescing pass merges address-adjacent free
 //! blocks of every list into large free blocks and the allocation is retried once;
 //! failing again is [`ShmError::Exhausted`].
@@ -42,12 +44,18 @@ use crate::region::Region;
 
 /// Block header size; payloads start this far after the header.
 pub const BLOCK_HEADER: u32 = 16;
-/// Number of small size classes.
-pub const NUM_CLASSES: usize = 12;
 /// Smallest block (header included).
 pub const MIN_BLOCK: u32 = 32;
+/// Step between fine size classes (and the granularity of every block size).
+pub const FINE_STEP: u32 = 16;
+/// Largest fine class; above it classes are powers of two.
+pub const MAX_FINE_BLOCK: u32 = 4096;
+/// Number of fine classes (`MIN_BLOCK..=MAX_FINE_BLOCK` in `FINE_STEP`s).
+const NUM_FINE: usize = ((MAX_FINE_BLOCK - MIN_BLOCK) / FINE_STEP) as usize + 1;
+/// Number of small size classes: the fine ones, then 8, 16, 32 and 64 KiB.
+pub const NUM_CLASSES: usize = NUM_FINE + 4;
 /// Largest small block (header included); bigger requests are large blocks.
-pub const MAX_SMALL_BLOCK: u32 = MIN_BLOCK << (NUM_CLASSES - 1);
+pub const MAX_SMALL_BLOCK: u32 = MAX_FINE_BLOCK << (NUM_CLASSES - NUM_FINE);
 /// Largest alignment `alloc_value`/`alloc_array` support.
 pub const MAX_ALIGN: usize = 4096;
 /// `tag` of a large block.
@@ -146,7 +154,11 @@ fn unpack(v: u64) -> (u32, u32) {
 }
 
 fn class_size(class: usize) -> u32 {
-    MIN_BLOCK << class
+    if class < NUM_FINE {
+        MIN_BLOCK + FINE_STEP * class as u32
+    } else {
+        MAX_FINE_BLOCK << (class - NUM_FINE + 1)
+    }
 }
 
 /// Smallest class whose blocks hold `need` bytes (header included), if any.
@@ -154,8 +166,17 @@ fn class_for(need: u32) -> Option<usize> {
     if need > MAX_SMALL_BLOCK {
         return None;
     }
-    let rounded = need.max(MIN_BLOCK).next_power_of_two();
-    Some((rounded.trailing_zeros() - MIN_BLOCK.trailing_zeros()) as usize)
+    let need = need.max(MIN_BLOCK);
+    if need <= MAX_FINE_BLOCK {
+        return Some((need - MIN_BLOCK).div_ceil(FINE_STEP) as usize);
+    }
+    let rounded = need.next_power_of_two();
+    Some(NUM_FINE - 1 + (rounded.trailing_zeros() - MAX_FINE_BLOCK.trailing_zeros()) as usize)
+}
+
+/// The class whose blocks are exactly `size` bytes, if any.
+fn exact_class(size: u32) -> Option<usize> {
+    class_for(size).filter(|&c| class_size(c) == size)
 }
 
 impl Region {
@@ -214,19 +235,39 @@ impl Region {
             self.write_header(hdr, MAGIC_USED, size, class as u32);
             return Ok(Some(hdr));
         }
-        for bigger in class + 1..NUM_CLASSES {
+        let classes = &self.alloc_state().classes;
+        for (bigger, list) in classes.iter().enumerate().skip(class + 1) {
+            // `count` is a lock-free hint: skip the lock of lists that look empty.
+            if list.count.load(Ordering::Relaxed) == 0 {
+                continue;
+            }
             if let Some(hdr) = self.pop(bigger)? {
-                // Halve down to `class`, keeping the low half each time.
-                for c in (class..bigger).rev() {
-                    let upper = hdr + class_size(c);
-                    self.write_header(upper, MAGIC_FREE, class_size(c), c as u32);
-                    self.push(&self.alloc_state().classes[c], upper, class_size(c))?;
-                }
-                self.write_header(hdr, MAGIC_USED, size, class as u32);
-                return Ok(Some(hdr));
+                return self.split(hdr, bigger, class).map(Some);
             }
         }
         self.take_large(size, class as u32, true)
+    }
+
+    /// Cuts the popped block `hdr` of class `from` down to class `to`: the low part is
+    /// handed out, the remainder goes free onto the list of its size. A remainder too
+    /// small to be a block stays with the handed-out block (which keeps class `from`).
+    fn split(&self, hdr: u32, from: usize, to: usize) -> Result<u32, ShmError> {
+        let (have, want) = (class_size(from), class_size(to));
+        let rest = have - want;
+        if rest < MIN_BLOCK {
+            self.write_header(hdr, MAGIC_USED, have, from as u32);
+            return Ok(hdr);
+        }
+        let st = self.alloc_state();
+        let upper = hdr + want;
+        let (list, tag) = match exact_class(rest) {
+            Some(c) => (&st.classes[c], c as u32),
+            None => (&st.large, LARGE_TAG),
+        };
+        self.write_header(upper, MAGIC_FREE, rest, tag);
+        self.push(list, upper, rest)?;
+        self.write_header(hdr, MAGIC_USED, want, to as u32);
+        Ok(hdr)
     }
 
     fn alloc_large(&self, need: u32) -> Result<Option<u32>, ShmError> {
@@ -808,11 +849,59 @@ mod tests {
     }
 
     #[test]
-    fn class_for_rounds_up_to_power_of_two() {
+    fn class_for_rounds_up_to_16_bytes_then_to_powers_of_two() {
         assert_eq!(class_for(1), Some(0));
         assert_eq!(class_for(32), Some(0));
         assert_eq!(class_for(33), Some(1));
+        assert_eq!(class_size(1), 48);
+        assert_eq!(class_size(class_for(737).unwrap()), 752);
+        assert_eq!(
+            class_size(class_for(MAX_FINE_BLOCK).unwrap()),
+            MAX_FINE_BLOCK
+        );
+        assert_eq!(class_size(class_for(MAX_FINE_BLOCK + 1).unwrap()), 8192);
         assert_eq!(class_for(MAX_SMALL_BLOCK), Some(NUM_CLASSES - 1));
         assert_eq!(class_for(MAX_SMALL_BLOCK + 1), None);
+        for c in 0..NUM_CLASSES {
+            assert_eq!(class_for(class_size(c)), Some(c), "class {c}");
+            assert_eq!(exact_class(class_size(c)), Some(c));
+        }
+        assert_eq!(exact_class(MAX_FINE_BLOCK + 16), None);
+    }
+
+    #[test]
+    fn a_split_remainder_goes_to_the_list_of_its_exact_size() {
+        let region = Region::heap(1 << 16).unwrap();
+        // 1024-byte blocks (1008-byte payloads), then 32-byte ones until the bump range is
+        // gone; the big ones are freed onto their list (none borders the bump range).
+        let mut big = Vec::new();
+        while let Ok(off) = region.alloc(1008) {
+            big.push(off);
+        }
+        while region.alloc(16).is_ok() {}
+        for off in &big {
+            region.free(*off).unwrap();
+        }
+        let before = region.stats();
+        // 1024 = 736 handed out + 288 on the 288-byte list.
+        let a = region.alloc(720).unwrap();
+        assert_eq!(region.block_capacity(a).unwrap(), 720);
+        let rest = exact_class(288).unwrap();
+        assert_eq!(
+            region.alloc_state().classes[rest]
+                .count
+                .load(Ordering::Relaxed),
+            1
+        );
+        let b = region.alloc(272).unwrap();
+        assert_eq!(
+            b.raw(),
+            a.raw() + 736,
+            "the remainder served the next request"
+        );
+        assert_eq!(region.stats().real_used, before.real_used + 1024);
+        // A remainder under one block stays with the handed-out block.
+        let c = region.alloc(992).unwrap();
+        assert_eq!(region.block_capacity(c).unwrap(), 1008);
     }
 }
