@@ -293,6 +293,31 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
     }));
 }
 
+/// A pending run of unchanged bytes of the message, copied out in one go.
+#[derive(Default)]
+struct CopyRun {
+    span: Option<Span>,
+}
+
+impl CopyRun {
+    /// Appends `line` to the run, first writing the run out when `line` does not follow it.
+    fn add(&mut self, out: &mut Vec<u8>, msg: &Message, line: Span) {
+        match &mut self.span {
+            Some(run) if run.end == line.start => run.end = line.end,
+            _ => {
+                self.flush(out, msg);
+                self.span = Some(line);
+            }
+        }
+    }
+
+    fn flush(&mut self, out: &mut Vec<u8>, msg: &Message) {
+        if let Some(run) = self.span.take() {
+            out.extend_from_slice(msg.slice(run));
+        }
+    }
+}
+
 /// Prints `msg` with `edits` applied into `out` (appending; no allocation when `out` has room).
 pub(crate) fn write_message(msg: &Message, edits: &EditList, out: &mut Vec<u8>) {
     let start_line = msg.start_line_span();
@@ -322,38 +347,59 @@ pub(crate) fn write_message(msg: &Message, edits: &EditList, out: &mut Vec<u8>) 
         .iter()
         .any(|e| matches!(e, Edit::SetTopViaParam { .. }));
     let (mut seen_via, mut seen_route, mut wrote_mf, mut wrote_cl) = (false, false, false, false);
+    // Per-header edit scans only when such edits exist (a forward has none).
+    let any_remove = edits.edits.iter().any(|e| matches!(e, Edit::Remove(_)));
+    let any_after_last = edits.edits.iter().any(|e| {
+        matches!(
+            e,
+            Edit::Insert {
+                at: Position::AfterLast(_),
+                ..
+            }
+        )
+    });
+    // Unchanged header lines are contiguous in the buffer: copy each run at once.
+    let mut run = CopyRun::default();
     let headers: &[Header] = msg.headers().as_slice();
     for (i, h) in headers.iter().enumerate() {
-        if !edits.removes(msg, h) {
+        if !(any_remove && edits.removes(msg, h)) {
             match h.name {
                 HeaderName::Via if !seen_via => {
                     seen_via = true;
                     if remove_top_via {
+                        run.flush(out, msg);
                         put_without_first_value(out, msg, h);
                     } else if via_params {
+                        run.flush(out, msg);
                         put_top_via_with_params(out, msg, h, edits);
                     } else {
-                        out.extend_from_slice(msg.slice(h.line));
+                        run.add(out, msg, h.line);
                     }
                 }
                 HeaderName::Route if !seen_route && remove_first_route => {
                     seen_route = true;
+                    run.flush(out, msg);
                     put_without_first_value(out, msg, h);
                 }
                 HeaderName::MaxForwards if max_forwards.is_some() => {
                     wrote_mf = true;
+                    run.flush(out, msg);
                     put_with_value_number(out, msg, h, u64::from(max_forwards.unwrap_or(0)));
                 }
                 HeaderName::ContentLength if new_body.is_some() => {
                     wrote_cl = true;
                     let len = new_body.map_or(0, <[u8]>::len);
+                    run.flush(out, msg);
                     put_with_value_number(out, msg, h, len as u64);
                 }
-                _ => out.extend_from_slice(msg.slice(h.line)),
+                _ => run.add(out, msg, h.line),
             }
             if h.name == HeaderName::Route {
                 seen_route = true;
             }
+        }
+        if !any_after_last {
+            continue;
         }
         for e in &edits.edits {
             if let Edit::Insert {
@@ -369,11 +415,13 @@ pub(crate) fn write_message(msg: &Message, edits: &EditList, out: &mut Vec<u8>) 
                             .any(|later| k.matches(later.name, msg.slice(later.name_span)))
                 };
                 if is_last(key) {
+                    run.flush(out, msg);
                     put_line(out, line);
                 }
             }
         }
     }
+    run.flush(out, msg);
     for e in &edits.edits {
         if let Edit::Insert {
             at: Position::AfterLast(key),
