@@ -45,8 +45,8 @@ pub(crate) fn client_wire_len() -> usize {
 
 pub use action::{Action, ActionList, BufRef, RouteId, TxError};
 pub use branch::{
-    BranchParam, CharValueFields, DecodedBranch, Md5Field, bucket_of, char_value, decode_branch,
-    encode_branch,
+    BranchParam, CharValueFields, DecodedBranch, MAGIC_COOKIE, Md5Field, bucket_of, char_value,
+    decode_branch, encode_branch,
 };
 pub use cancel::{CancelBMethod, CancelReason};
 pub use cell::{CELL_BRANCHES, CancelOutcome, Cell, ReplyStep};

@@ -30,6 +30,29 @@ pub struct Tm {
     pub auto_inv_100_reason: String,
     /// `dialect=opensips`: `100 Giving it a try` sent at t_newtran.
     pub opensips_100: bool,
+    /// What t_relay does with a CANCEL whose INVITE is unknown (spec §4.1).
+    pub unmatched_cancel: UnmatchedCancel,
+}
+
+/// `unmatched_cancel`: a CANCEL with no INVITE transaction is relayed statefully like
+/// any request (0, default), forwarded statelessly (1) or dropped silently (2).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UnmatchedCancel {
+    #[default]
+    Stateful,
+    Stateless,
+    Drop,
+}
+
+impl UnmatchedCancel {
+    /// The modparam value (unknown values keep the default).
+    pub fn from_param(v: Option<i64>) -> UnmatchedCancel {
+        match v {
+            Some(1) => UnmatchedCancel::Stateless,
+            Some(2) => UnmatchedCancel::Drop,
+            _ => UnmatchedCancel::Stateful,
+        }
+    }
 }
 
 /// The reply `$T_reply_code`/`$T_reply_reason`/`$T_branch_idx` show.
@@ -55,6 +78,8 @@ pub struct TmMsg {
     /// Error reply to send at end of script (§2.8).
     pub delayed_error: Option<(u16, String)>,
     pub reply: Option<ReplyInfo>,
+    /// `$T_branch_idx` while branch_route runs for a branch being created.
+    pub branch_idx: Option<i64>,
     /// Routes armed before the transaction existed.
     pub pending_failure: Option<RouteId>,
     pub pending_reply: Option<RouteId>,
@@ -172,6 +197,59 @@ fn read_msg(table: &Table, buf: BufRef) -> Option<Message> {
     Message::parse(table.read_buf(buf.0).ok()?).ok()
 }
 
+/// A branch request as stored: a delta against the transaction's stored request
+/// (`[u32 prefix len][u32 suffix len][the bytes between]`). Our Via, the R-URI and the
+/// received/rport parameters are usually all that differ, so a branch costs ~100 bytes of
+/// shm instead of a second copy of the request. Valid because the stored request never
+/// changes once a branch exists.
+pub fn branch_delta(base: &[u8], full: &[u8]) -> Vec<u8> {
+    let prefix = base.iter().zip(full).take_while(|(a, b)| a == b).count();
+    let room = base.len().min(full.len()) - prefix;
+    let suffix = base
+        .iter()
+        .rev()
+        .zip(full.iter().rev())
+        .take(room)
+        .take_while(|(a, b)| a == b)
+        .count();
+    let middle = &full[prefix..full.len() - suffix];
+    let mut out = Vec::with_capacity(8 + middle.len());
+    out.extend_from_slice(&(prefix as u32).to_le_bytes());
+    out.extend_from_slice(&(suffix as u32).to_le_bytes());
+    out.extend_from_slice(middle);
+    out
+}
+
+/// The request [`branch_delta`] encoded; `None` when the delta does not fit `base`.
+pub fn apply_branch_delta(base: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
+    let word = |i: usize| -> Option<usize> {
+        let b: [u8; 4] = delta.get(i..i + 4)?.try_into().ok()?;
+        Some(u32::from_le_bytes(b) as usize)
+    };
+    let (prefix, suffix) = (word(0)?, word(4)?);
+    let middle = delta.get(8..)?;
+    let tail = base.len().checked_sub(suffix)?;
+    if prefix > tail {
+        return None;
+    }
+    let mut out = Vec::with_capacity(prefix + middle.len() + suffix);
+    out.extend_from_slice(&base[..prefix]);
+    out.extend_from_slice(middle);
+    out.extend_from_slice(&base[tail..]);
+    Some(out)
+}
+
+/// The request sent on `branch`, rebuilt from the stored request and the branch's delta.
+pub fn branch_request(table: &Table, st: &TxState, branch: u8) -> Option<Vec<u8>> {
+    let b = st.cell.branch(branch)?;
+    if !b.request.is_some() || !st.cell.request.is_some() {
+        return None;
+    }
+    let base = table.read_buf(st.cell.request.0).ok()?;
+    let delta = table.read_buf(b.request.0).ok()?;
+    apply_branch_delta(&base, &delta)
+}
+
 /// Replaces `slot` by a new buffer holding `bytes` (the old one is freed).
 fn replace_buf(table: &Table, slot: &mut BufRef, bytes: &[u8]) {
     if let Ok(off) = table.alloc_buf(bytes) {
@@ -216,10 +294,13 @@ pub fn exec(
                 send_cancel(ctx, table, cell, st, branch, reason);
             }
             Action::RetransmitRequest { branch } => {
-                if let (Some(b), Some(h)) =
-                    (st.cell.branch(branch), st.branches.get(usize::from(branch)))
-                {
-                    send_buf(ctx, table, b.request, h.dst);
+                if let (Some(bytes), Some(h)) = (
+                    branch_request(table, st, branch),
+                    st.branches.get(usize::from(branch)),
+                ) {
+                    if let Err(e) = ctx.host.send(Proto::Udp, h.dst, &bytes) {
+                        ctx.log(LogLevel::Err, "tm", &format!("retransmission failed: {e}"));
+                    }
                 }
             }
             Action::RetransmitCancel { branch } => {
@@ -231,7 +312,10 @@ pub fn exec(
                 let up = st.upstream;
                 send_buf(ctx, table, st.cell.server().reply, up);
             }
-            Action::Relay { branch, code } | Action::RelayAggregated { branch, code, .. } => {
+            Action::RelayAggregated {
+                code, challenges, ..
+            } => relay_aggregated(ctx, table, cell, st, code, challenges, cur),
+            Action::Relay { branch, code } => {
                 let bytes = match cur {
                     Some(c) if c.branch == branch => Some(c.relay.clone()),
                     _ => st
@@ -361,6 +445,82 @@ fn local_reply(
     send_upstream(ctx, table, cell, st, &bytes, code);
 }
 
+/// The reply `branch` received as it would be relayed (the current one, or the stored one).
+fn branch_reply(
+    table: &Table,
+    st: &TxState,
+    branch: u8,
+    cur: Option<&CurReply<'_>>,
+) -> Option<Vec<u8>> {
+    match cur {
+        Some(c) if c.branch == branch => Some(c.relay.clone()),
+        _ => st
+            .cell
+            .branch(branch)
+            .map(|b| b.reply)
+            .filter(|r| r.is_some())
+            .and_then(|r| table.read_buf(r.0).ok()),
+    }
+}
+
+/// `aggregate_challenges` (spec §5.3): more than one branch answered 401/407, so the
+/// reply upstream is a local 401/407 (the winner's code, its standard phrase, tm's
+/// To-tag) carrying every branch's WWW-Authenticate and Proxy-Authenticate headers in
+/// branch order (Kamailio `reply_aggregate_auth`).
+fn relay_aggregated(
+    ctx: &mut Ctx<'_>,
+    table: &Table,
+    cell: &CellRef,
+    st: &mut TxState,
+    code: u16,
+    challenges: u32,
+    cur: Option<&CurReply<'_>>,
+) {
+    let Some(req) = read_msg(table, st.cell.request) else {
+        ctx.log(
+            LogLevel::Err,
+            "tm",
+            "aggregated reply: stored request unreadable",
+        );
+        return;
+    };
+    let mut lines: Vec<Vec<u8>> = Vec::new();
+    for i in (0..sip_txn::CELL_BRANCHES as u8).filter(|i| challenges & (1 << i) != 0) {
+        let Some(reply) = branch_reply(table, st, i, cur).and_then(|b| Message::parse(b).ok())
+        else {
+            continue;
+        };
+        for h in reply.headers() {
+            let name = reply.slice(h.name_span);
+            if name.eq_ignore_ascii_case(b"WWW-Authenticate")
+                || name.eq_ignore_ascii_case(b"Proxy-Authenticate")
+            {
+                let line = sip_msg::Span {
+                    start: h.line.start,
+                    end: h.value.end,
+                };
+                lines.push(reply.slice(line).to_vec());
+            }
+        }
+    }
+    let extra: Vec<&[u8]> = lines.iter().map(Vec::as_slice).collect();
+    let tag = local_to_tag(st.cell.md5);
+    let opts = ReplyOpts {
+        to_tag: Some(tag.as_bytes()),
+        server: Some(crate::sl::DEFAULT_SERVER.as_bytes()),
+        record_route: false,
+        extra_headers: &extra,
+    };
+    let reason: &[u8] = if code == 407 {
+        b"Proxy Authentication Required"
+    } else {
+        b"Unauthorized"
+    };
+    let bytes = build_reply(&req, code, reason, &opts);
+    table.count(Stat::RplGenerated, 1);
+    send_upstream(ctx, table, cell, st, &bytes, code);
+}
+
 fn send_ack(
     ctx: &mut Ctx<'_>,
     table: &Table,
@@ -368,14 +528,11 @@ fn send_ack(
     branch: u8,
     cur: Option<&CurReply<'_>>,
 ) {
-    let (Some(c), Some(b), Some(h)) = (
-        cur,
-        st.cell.branch(branch),
-        st.branches.get(usize::from(branch)),
-    ) else {
+    let (Some(c), Some(h)) = (cur, st.branches.get(usize::from(branch))) else {
         return;
     };
-    let Some(invite) = read_msg(table, b.request) else {
+    let Some(invite) = branch_request(table, st, branch).and_then(|b| Message::parse(b).ok())
+    else {
         return;
     };
     if let Ok(ack) = build_ack(&invite, c.msg) {
@@ -391,13 +548,11 @@ fn send_cancel(
     branch: u8,
     reason: sip_txn::CancelReason,
 ) {
-    let (Some(b), Some(h)) = (
-        st.cell.branch(branch),
-        st.branches.get(usize::from(branch)).copied(),
-    ) else {
+    let Some(h) = st.branches.get(usize::from(branch)).copied() else {
         return;
     };
-    let Some(invite) = read_msg(table, b.request) else {
+    let Some(invite) = branch_request(table, st, branch).and_then(|b| Message::parse(b).ok())
+    else {
         return;
     };
     let mut lines: Vec<Vec<u8>> = Vec::new();
@@ -538,18 +693,31 @@ pub fn add_branch(
     ruri: &str,
     du: Option<&str>,
 ) -> Result<u8, (u16, String)> {
+    let idx = st.cell.branches().len() as u8;
+    let routed = match script_route(RouteKind::Branch, st.cell.branch_route()) {
+        Some(route) => run_branch_route(ctx, cell, st, route, idx, ruri, du),
+        None => Some(BranchPlan {
+            ruri: ruri.to_string(),
+            du: du.map(str::to_string),
+            edits: ctx.edits.clone(),
+            bflags: ctx.bflags,
+        }),
+    };
+    let Some(plan) = routed else {
+        return Err((500, BRANCH_DROPPED.to_string()));
+    };
+    let (ruri, du) = (plan.ruri.as_str(), plan.du.as_deref());
     let target = du.unwrap_or(ruri);
     let dst = uri_destination(target.as_bytes())
         .map_err(|e| (e.status(), e.reason_phrase().to_string()))?;
     let addr = resolve(ctx, &dst).ok_or((478, "Unresolvable destination".to_string()))?;
-    let idx = st.cell.branches().len() as u8;
     let param = encode_branch(st.cell.bucket, st.cell.md5, idx);
     let (host, port) = ctx.src.local.public();
     let via = format!(
         "SIP/2.0/UDP {host}:{port};branch={}",
         String::from_utf8_lossy(param.as_bytes())
     );
-    let mut edits: EditList = ctx.edits.clone();
+    let mut edits: EditList = plan.edits;
     if ruri.as_bytes() != ctx.msg.request_uri_bytes().unwrap_or_default() {
         edits.set_request_uri(ruri.as_bytes());
     }
@@ -560,7 +728,10 @@ pub fn add_branch(
     forward::fix_top_via(ctx.msg, src, ctx.force_rport, &mut edits);
     edits.prepend_via(via.as_bytes());
     let bytes = ctx.msg.to_bytes(&edits);
-    let buf = table.alloc_buf(&bytes).map_err(|e| {
+    let base = table
+        .read_buf(st.cell.request.0)
+        .map_err(|_| (500, "stored request unreadable".to_string()))?;
+    let buf = table.alloc_buf(&branch_delta(&base, &bytes)).map_err(|e| {
         if e.is_exhausted() {
             table.count(Stat::ShmExhausted, 1);
         }
@@ -570,7 +741,7 @@ pub fn add_branch(
     match st.cell.add_branch(BufRef(buf), false, n, &tm.cfg) {
         Ok(i) => {
             if let Some(b) = st.cell.branch_mut(i) {
-                b.bflags = ctx.bflags as u32;
+                b.bflags = plan.bflags as u32;
             }
             st.branches.push(BranchHost {
                 dst: addr,
@@ -588,6 +759,79 @@ pub fn add_branch(
             Err((code, reason.to_string()))
         }
     }
+}
+
+/// The reason of the error a t_relay that created no branch because branch_route dropped
+/// them all answers with.
+pub const BRANCH_DROPPED: &str = "Branch dropped in branch_route";
+
+/// What one branch is built from: `$ru`, `$du`, the edit list and branch flags, after
+/// branch_route (if armed) had its say.
+struct BranchPlan {
+    ruri: String,
+    du: Option<String>,
+    edits: EditList,
+    bflags: u64,
+}
+
+/// Runs branch_route `route` for the branch about to become `idx` (spec §5.5): `$ru`,
+/// `$du`, header edits and branch flags changed there apply to this branch only, so the
+/// context is restored afterwards. `None` when the route executed `drop`.
+#[allow(clippy::too_many_arguments)]
+fn run_branch_route(
+    ctx: &mut Ctx<'_>,
+    cell: &CellRef,
+    st: &mut TxState,
+    route: ScriptRouteId,
+    idx: u8,
+    ruri: &str,
+    du: Option<&str>,
+) -> Option<BranchPlan> {
+    let saved = (
+        ctx.edits.clone(),
+        ctx.new_ruri.take(),
+        ctx.dst_uri.take(),
+        ctx.bflags,
+        ctx.drop,
+        ctx.route_kind,
+    );
+    ctx.new_ruri = Some(ruri.to_string());
+    ctx.dst_uri = du.map(str::to_string);
+    ctx.drop = false;
+    {
+        // tm functions called from the route work on this transaction's state.
+        let m = ctx.msg_data_mut::<TmMsg>();
+        let lent = std::mem::replace(st, placeholder(st));
+        m.active = Some(Box::new(lent));
+        if m.cell.is_none() {
+            m.cell = cell.clone_ref().ok();
+        }
+        m.branch_idx = Some(i64::from(idx));
+    }
+    let out = ctx.run_route(route);
+    {
+        let m = ctx.msg_data_mut::<TmMsg>();
+        if let Some(b) = m.active.take() {
+            *st = *b;
+        }
+        m.branch_idx = None;
+    }
+    if let sip_script::Outcome::Error(e) = &out {
+        ctx.log(LogLevel::Err, "tm", &format!("branch_route: {e}"));
+    }
+    let dropped = ctx.drop || out.is_drop();
+    let plan = BranchPlan {
+        ruri: ctx.ruri().into_owned(),
+        du: ctx.dst_uri.clone(),
+        edits: std::mem::replace(&mut ctx.edits, saved.0),
+        bflags: ctx.bflags,
+    };
+    ctx.new_ruri = saved.1;
+    ctx.dst_uri = saved.2;
+    ctx.bflags = saved.3;
+    ctx.drop = saved.4;
+    ctx.route_kind = saved.5;
+    (!dropped).then_some(plan)
 }
 
 /// Relays the current request on every destination (`$du`/`$ru` + appended branches).
@@ -948,6 +1192,12 @@ pub fn relay_ack(ctx: &mut Ctx<'_>, tm: &Tm) -> i32 {
             }
         }
     }
+    forward_stateless(ctx)
+}
+
+/// Forwards the current request statelessly to `$du`/R-URI (a 2xx ACK, an unmatched
+/// CANCEL under `unmatched_cancel=1`): our Via without transaction state.
+fn forward_stateless(ctx: &mut Ctx<'_>) -> i32 {
     let target = ctx
         .dst_uri
         .clone()
@@ -986,20 +1236,38 @@ pub fn relay_cancel(ctx: &mut Ctx<'_>, tm: &Tm) -> i32 {
     let Some(table) = tm.table else {
         return -1;
     };
-    match get_or_create(ctx, tm) {
-        Ok(Got::Tx { .. }) => {}
-        Ok(_) => return 1,
-        Err((c, r)) => return fail(ctx, c, r),
-    }
     let Ok(key) = OwnedKey::of(ctx.msg) else {
         return -1;
     };
     let rk = key.key();
     let bucket = sip_txn::bucket_of(rk.call_id, rk.cseq_num, table.hash_size());
-    let invite = table
-        .lookup_cancel_target(bucket, &rk, &tm.mcfg)
-        .ok()
-        .flatten();
+    let lookup = || {
+        table
+            .lookup_cancel_target(bucket, &rk, &tm.mcfg)
+            .ok()
+            .flatten()
+    };
+    // Kamailio looks the INVITE up first and creates the CANCEL's own transaction only
+    // when it is found or the CANCEL is to be relayed statefully (t_forward_cancel).
+    let mut invite = lookup();
+    if invite.is_none() {
+        match tm.unmatched_cancel {
+            UnmatchedCancel::Stateful => {}
+            UnmatchedCancel::Stateless => return forward_stateless(ctx),
+            UnmatchedCancel::Drop => {
+                ctx.log(LogLevel::Dbg, "tm", "non matching cancel dropped");
+                return 1;
+            }
+        }
+    }
+    match get_or_create(ctx, tm) {
+        Ok(Got::Tx { .. }) => {}
+        Ok(_) => return 1,
+        Err((c, r)) => return fail(ctx, c, r),
+    }
+    if invite.is_none() {
+        invite = lookup();
+    }
     let Some(invite) = invite else {
         return t_relay(ctx, tm, None);
     };

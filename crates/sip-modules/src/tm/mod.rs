@@ -11,6 +11,8 @@ pub mod state;
 pub mod table;
 
 #[cfg(test)]
+mod gap_tests;
+#[cfg(test)]
 mod lab;
 #[cfg(test)]
 mod script_tests;
@@ -278,6 +280,7 @@ fn init(init: &mut ModInit<'_>) -> Result<(), String> {
             str::to_string,
         ),
         opensips_100: opensips && auto_inv_100,
+        unmatched_cancel: engine::UnmatchedCancel::from_param(init.param_int("unmatched_cancel")),
     };
     init.set_state(Arc::new(tm));
     init.register_api::<dyn TmApi>(Arc::new(TmApiImpl));
@@ -697,10 +700,10 @@ fn pv_reply_reason(ctx: &mut Ctx<'_>, _i: Option<&str>) -> Value {
 }
 
 fn pv_branch_idx(ctx: &mut Ctx<'_>, _i: Option<&str>) -> Value {
+    let m = ctx.msg_data::<TmMsg>();
+    let in_branch_route = m.and_then(|m| m.branch_idx);
     Value::Int(
-        ctx.msg_data::<TmMsg>()
-            .and_then(|m| m.reply.as_ref())
-            .map_or(0, |r| r.branch),
+        in_branch_route.unwrap_or_else(|| m.and_then(|m| m.reply.as_ref()).map_or(0, |r| r.branch)),
     )
 }
 

@@ -46,11 +46,12 @@ pub struct TxState {
     pub deleted: bool,
 }
 
+/// An address: family byte, 4 or 16 address bytes, port.
 fn put_addr(w: &mut Writer<'_>, a: SocketAddr) {
     match a.ip() {
         IpAddr::V4(v4) => {
             w.u8(4);
-            w.raw(&v4.to_ipv6_mapped().octets());
+            w.raw(&v4.octets());
         }
         IpAddr::V6(v6) => {
             w.u8(6);
@@ -61,13 +62,17 @@ fn put_addr(w: &mut Writer<'_>, a: SocketAddr) {
 }
 
 fn get_addr(r: &mut Reader<'_>) -> Result<SocketAddr, WireError> {
-    let fam = r.u8()?;
-    let mut o = [0u8; 16];
-    o.copy_from_slice(r.take(16)?);
-    let v6 = Ipv6Addr::from(o);
-    let ip = match fam {
-        4 => IpAddr::V4(v6.to_ipv4_mapped().unwrap_or(Ipv4Addr::UNSPECIFIED)),
-        6 => IpAddr::V6(v6),
+    let ip = match r.u8()? {
+        4 => {
+            let mut o = [0u8; 4];
+            o.copy_from_slice(r.take(4)?);
+            IpAddr::V4(Ipv4Addr::from(o))
+        }
+        6 => {
+            let mut o = [0u8; 16];
+            o.copy_from_slice(r.take(16)?);
+            IpAddr::V6(Ipv6Addr::from(o))
+        }
         _ => return Err(WireError("address family")),
     };
     Ok(SocketAddr::new(ip, r.u16()?))
