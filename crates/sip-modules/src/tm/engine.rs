@@ -78,6 +78,9 @@ pub struct TmMsg {
     /// Error reply to send at end of script (§2.8).
     pub delayed_error: Option<(u16, String)>,
     pub reply: Option<ReplyInfo>,
+    /// The transaction was abandoned (shm exhausted while its state grew): a delayed
+    /// error reply goes out statelessly.
+    pub abandoned: bool,
     /// `$T_branch_idx` while branch_route runs for a branch being created.
     pub branch_idx: Option<i64>,
     /// Routes armed before the transaction existed.
@@ -154,15 +157,48 @@ fn mirror(st: &TxState) -> Mirror {
     }
 }
 
-/// Writes the state back and (re)schedules its next deadline.
+/// Writes the state back and (re)schedules its next deadline. When the state grew and
+/// shm is exhausted the cell is abandoned ([`abandon`]) and the error returned.
 fn save(table: &Table, cell: &CellRef, g: &mut StateRef, st: &TxState) -> Result<(), TableError> {
-    cell.store(g, &st.encode(), &mirror(st))?;
+    if let Err(e) = cell.store(g, &st.encode(), &mirror(st)) {
+        if e.is_exhausted() {
+            abandon(table, cell, g, st);
+        }
+        return Err(e);
+    }
     if !st.deleted {
         if let Some(d) = st.cell.next_deadline() {
             table.schedule(cell, d.0)?;
         }
     }
     Ok(())
+}
+
+/// Shm ran out while a cell's state grew, so the state can no longer be kept. The cell
+/// must still free every buffer it owns now: the old blob's block has room for their
+/// list (a step adds a few 4-byte offsets; the blob it replaces held a whole cell
+/// encoding), so the blob becomes that list alone. It no longer decodes, so every
+/// process treats the cell as dead; it is unlinked and freed with its last reference.
+fn abandon(table: &Table, cell: &CellRef, g: &mut StateRef, st: &TxState) {
+    table.count(Stat::ShmExhausted, 1);
+    let bufs = st.buffers();
+    let mut list = Vec::with_capacity(4 + 4 * bufs.len());
+    {
+        let mut w = sip_txn::wire::Writer::new(&mut list);
+        w.u32(bufs.len() as u32);
+        for b in &bufs {
+            w.u32(*b);
+        }
+    }
+    if g.off == 0 || cell.store(g, &list, &mirror(st)).is_err() {
+        // No block to write into: nothing lists the buffers, so free them here.
+        for b in bufs {
+            table.free_buf(b);
+        }
+        g.len = 0;
+    }
+    cell.mark_dead();
+    let _ = table.unlink(cell);
 }
 
 fn load(cell: &CellRef, g: &StateRef) -> Option<TxState> {
@@ -1067,10 +1103,8 @@ pub fn with_state<R>(
     let (mut g, _) = cell.lock().ok()?;
     let mut st = load(&cell, &g)?;
     let r = f(ctx, &table, &cell, &mut st);
-    if let Err(e) = save(&table, &cell, &mut g, &st) {
-        if e.is_exhausted() {
-            table.count(Stat::ShmExhausted, 1);
-        }
+    if save(&table, &cell, &mut g, &st).is_err() {
+        ctx.msg_data_mut::<TmMsg>().abandoned = true;
     }
     Some(r)
 }
@@ -1148,11 +1182,13 @@ pub fn t_relay(ctx: &mut Ctx<'_>, tm: &Tm, host_port: Option<(String, u16)>) -> 
         }
         relay_all(ctx, tm, table, cell, st, host_port)
     });
+    let abandoned = ctx.msg_data::<TmMsg>().is_some_and(|m| m.abandoned);
     match res {
-        Some(Ok(_)) => {
+        Some(Ok(_)) if !abandoned => {
             ctx.msg_data_mut::<TmMsg>().handled = true;
             1
         }
+        Some(Ok(_)) => fail(ctx, 500, "No shared memory".into()),
         Some(Err((code, reason))) => fail(ctx, code, reason),
         None => fail(ctx, 500, "no transaction".into()),
     }
@@ -1442,13 +1478,16 @@ pub fn post_script(ctx: &mut Ctx<'_>) {
     let (delayed, created, handled) = (m.delayed_error.clone(), m.created, m.handled);
     if let Some((code, reason)) = delayed {
         let tmr = &tm;
-        with_state(ctx, &tm, |ctx, table, cell, st| {
+        let sent = with_state(ctx, &tm, |ctx, table, cell, st| {
             if st.cell.uas_status() < 200 {
                 if let Ok(acts) = st.cell.local_reply(code, now(ctx), &tmr.cfg) {
                     exec(ctx, tmr, table, cell, st, &acts, None, Some(&reason));
                 }
             }
         });
+        if sent.is_none() && ctx.msg_data::<TmMsg>().is_some_and(|m| m.abandoned) {
+            stateless_reply(ctx, code, &reason);
+        }
     } else if created && !handled {
         ctx.log(
             LogLevel::Warn,
@@ -1464,6 +1503,22 @@ pub fn post_script(ctx: &mut Ctx<'_>) {
     }
     let m = ctx.msg_data_mut::<TmMsg>();
     m.cell = None;
+}
+
+/// A reply built from the received request and sent without a transaction (the one the
+/// request had was abandoned).
+fn stateless_reply(ctx: &mut Ctx<'_>, code: u16, reason: &str) {
+    let opts = ReplyOpts {
+        to_tag: None,
+        server: Some(crate::sl::DEFAULT_SERVER.as_bytes()),
+        record_route: false,
+        extra_headers: &[],
+    };
+    let bytes = build_reply(ctx.msg, code, reason.as_bytes(), &opts);
+    let up = upstream_of(ctx.msg, ctx.src.addr);
+    if let Err(e) = ctx.host.send(Proto::Udp, up, &bytes) {
+        ctx.log(LogLevel::Err, "tm", &format!("reply not sent: {e}"));
+    }
 }
 
 /// The timer process's tick: step every due cell (`handle_timer` until nothing is due),

@@ -11,6 +11,8 @@ pub mod state;
 pub mod table;
 
 #[cfg(test)]
+mod exhaustion_tests;
+#[cfg(test)]
 mod gap_tests;
 #[cfg(test)]
 mod lab;
