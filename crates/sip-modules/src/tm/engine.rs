@@ -233,13 +233,15 @@ fn read_msg(table: &Table, buf: BufRef) -> Option<Message> {
     Message::parse(table.read_buf(buf.0).ok()?).ok()
 }
 
-/// A branch request as stored: a delta against the transaction's stored request
-/// (`[u32 prefix len][u32 suffix len][the bytes between]`). Our Via, the R-URI and the
-/// received/rport parameters are usually all that differ, so a branch costs ~100 bytes of
-/// shm instead of a second copy of the request. Valid because the stored request never
-/// changes once a branch exists.
+/// A branch request as stored: a delta against the transaction's stored request, as
+/// `[u32 n]` then `n` × `[u32 copy][u32 skip][u32 len][len literal bytes]` (copy `copy`
+/// bytes of the base, skip `skip`, insert the literal), then the rest of the base. Our
+/// Via, the R-URI and the received/rport parameters are usually all that differ, so a
+/// branch costs ~100 bytes of shm instead of a second copy of the request. Valid because
+/// the stored request never changes once a branch exists.
 pub fn branch_delta(base: &[u8], full: &[u8]) -> Vec<u8> {
-    let prefix = base.iter().zip(full).take_while(|(a, b)| a == b).count();
+    let common = |a: &[u8], b: &[u8]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
+    let prefix = common(base, full);
     let room = base.len().min(full.len()) - prefix;
     let suffix = base
         .iter()
@@ -248,31 +250,62 @@ pub fn branch_delta(base: &[u8], full: &[u8]) -> Vec<u8> {
         .take(room)
         .take_while(|(a, b)| a == b)
         .count();
-    let middle = &full[prefix..full.len() - suffix];
-    let mut out = Vec::with_capacity(8 + middle.len());
-    out.extend_from_slice(&(prefix as u32).to_le_bytes());
-    out.extend_from_slice(&(suffix as u32).to_le_bytes());
-    out.extend_from_slice(middle);
-    out
+    let bm = &base[prefix..base.len() - suffix];
+    let fm = &full[prefix..full.len() - suffix];
+    let mut out = Vec::with_capacity(32 + fm.len());
+    let mut op = |copy: usize, skip: usize, lit: &[u8]| {
+        for v in [copy, skip, lit.len()] {
+            out.extend_from_slice(&(v as u32).to_le_bytes());
+        }
+        out.extend_from_slice(lit);
+    };
+    // An insertion followed by a change (our Via before the received one, whose
+    // parameters grew): the base resumes inside the changed part.
+    const ANCHOR: usize = 8;
+    let resume = bm
+        .get(..ANCHOR)
+        .and_then(|a| fm.windows(ANCHOR).position(|w| w == a));
+    let n: u32 = if resume.is_some() { 2 } else { 1 };
+    let mut head = n.to_le_bytes().to_vec();
+    match resume {
+        Some(j) => {
+            let c = common(bm, &fm[j..]);
+            op(prefix, 0, &fm[..j]);
+            op(c, bm.len() - c, &fm[j + c..]);
+        }
+        None => op(prefix, bm.len(), fm),
+    }
+    head.extend_from_slice(&out);
+    head
 }
 
 /// The request [`branch_delta`] encoded; `None` when the delta does not fit `base`.
 pub fn apply_branch_delta(base: &[u8], delta: &[u8]) -> Option<Vec<u8>> {
-    let word = |i: usize| -> Option<usize> {
-        let b: [u8; 4] = delta.get(i..i + 4)?.try_into().ok()?;
+    fn word(delta: &[u8], at: &mut usize) -> Option<usize> {
+        let b: [u8; 4] = delta.get(*at..*at + 4)?.try_into().ok()?;
+        *at += 4;
         Some(u32::from_le_bytes(b) as usize)
-    };
-    let (prefix, suffix) = (word(0)?, word(4)?);
-    let middle = delta.get(8..)?;
-    let tail = base.len().checked_sub(suffix)?;
-    if prefix > tail {
+    }
+    let mut at = 0usize;
+    let n = word(delta, &mut at)?;
+    if n > 16 {
         return None;
     }
-    let mut out = Vec::with_capacity(prefix + middle.len() + suffix);
-    out.extend_from_slice(&base[..prefix]);
-    out.extend_from_slice(middle);
-    out.extend_from_slice(&base[tail..]);
-    Some(out)
+    let mut out = Vec::with_capacity(base.len() + 128);
+    let mut cursor = 0usize;
+    for _ in 0..n {
+        let (copy, skip, len) = (
+            word(delta, &mut at)?,
+            word(delta, &mut at)?,
+            word(delta, &mut at)?,
+        );
+        out.extend_from_slice(base.get(cursor..cursor.checked_add(copy)?)?);
+        cursor = cursor.checked_add(copy)?.checked_add(skip)?;
+        out.extend_from_slice(delta.get(at..at.checked_add(len)?)?);
+        at += len;
+    }
+    out.extend_from_slice(base.get(cursor..)?);
+    (at == delta.len()).then_some(out)
 }
 
 /// The request sent on `branch`, rebuilt from the stored request and the branch's delta.
@@ -970,7 +1003,8 @@ pub fn get_or_create(ctx: &mut Ctx<'_>, tm: &Tm) -> Result<Got, (u16, String)> {
             .into_bytes(),
         via_branch: rk.via.branch,
     });
-    let blob = key.blob(local_to_tag(md5).as_bytes());
+    // The local To-tag is derived from md5 when an ACK is matched (table::match_one).
+    let blob = key.blob(b"");
     let method = Method::classify(rk.method);
     let new = NewCell {
         key_blob: &blob,

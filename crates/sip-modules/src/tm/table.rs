@@ -377,6 +377,32 @@ impl Table {
         CellRef { table: *self, off }
     }
 
+    /// The cell's 32-char branch field, from the record's atomics.
+    fn md5_of(rec: &CellRec) -> Md5Field {
+        let mut md5 = [0u8; 16];
+        for (chunk, a) in md5.chunks_exact_mut(4).zip(&rec.md5) {
+            chunk.copy_from_slice(&a.load(Ordering::Relaxed).to_le_bytes());
+        }
+        Md5Field(md5)
+    }
+
+    /// Matches `req` against one cell. The To-tag of the cell's local replies is derived
+    /// from its branch field rather than stored, and only an ACK needs it.
+    fn match_one(
+        req: &RequestKey<'_>,
+        rec: &CellRec,
+        key: &crate::tm::key::StoredKey<'_>,
+        mcfg: &MatchConfig,
+    ) -> Match {
+        let tag;
+        let mut cand = Self::candidate(rec, key);
+        if cand.local_to_tag.is_empty() && Method::classify(req.method) == Method::Ack {
+            tag = crate::tm::engine::local_to_tag(Self::md5_of(rec));
+            cand.local_to_tag = tag.as_bytes();
+        }
+        match_request(req, &cand, mcfg)
+    }
+
     fn candidate<'k>(rec: &CellRec, key: &crate::tm::key::StoredKey<'k>) -> Candidate<'k> {
         Candidate {
             key: key.key,
@@ -400,7 +426,7 @@ impl Table {
             let Some(stored) = crate::tm::key::StoredKey::parse(blob) else {
                 return false;
             };
-            match match_request(req, &Self::candidate(rec, &stored), mcfg) {
+            match Self::match_one(req, rec, &stored, mcfg) {
                 Match::NoMatch | Match::CancelExists => false,
                 m => {
                     found = Some((self.take_ref(off, rec), m));
@@ -427,7 +453,7 @@ impl Table {
             let Some(stored) = crate::tm::key::StoredKey::parse(blob) else {
                 return false;
             };
-            match match_request(req, &Self::candidate(rec, &stored), mcfg) {
+            match Self::match_one(req, rec, &stored, mcfg) {
                 Match::NoMatch => false,
                 Match::CancelExists => {
                     cancel_exists = true;
@@ -517,12 +543,8 @@ impl Table {
         let class = Method::classify(method);
         let mut found = None;
         self.candidate_walk(&list, |off, rec, blob| {
-            let mut md5 = [0u8; 16];
-            for (chunk, a) in md5.chunks_exact_mut(4).zip(&rec.md5) {
-                chunk.copy_from_slice(&a.load(Ordering::Relaxed).to_le_bytes());
-            }
             let cand = ReplyCandidate {
-                md5: Md5Field(md5),
+                md5: Self::md5_of(rec),
                 method: method_of_code(rec.method.load(Ordering::Relaxed)),
                 nr_branches: rec.nr_branches.load(Ordering::Acquire) as u8,
                 cancel_sent: rec.cancel_sent.load(Ordering::Acquire),

@@ -385,6 +385,22 @@ fn branch_delta_round_trips_any_difference() {
     }
     let d = branch_delta(&base, &via);
     assert!(d.len() < 120, "our Via costs {} bytes, not a copy", d.len());
+    // The usual branch: our Via inserted, the received Via's rport filled in. Only the
+    // new bytes are stored, not the received Via between the two changes.
+    let ours =
+        "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK0ae.981c5c51d458c1012cb2b6252cd0c470.0\r\n";
+    let text = String::from_utf8(base.clone()).unwrap();
+    let relayed = text.replacen("Via: ", &format!("{ours}Via: "), 1).replacen(
+        ";rport",
+        ";rport=5091;received=192.0.2.10",
+        1,
+    );
+    let d = branch_delta(&base, relayed.as_bytes());
+    assert_eq!(
+        apply_branch_delta(&base, &d).as_deref(),
+        Some(relayed.as_bytes())
+    );
+    assert!(d.len() <= 4 + 24 + ours.len() + 25, "{} bytes", d.len());
     let aaaa = branch_delta(b"aa", b"aaaa");
     assert_eq!(
         apply_branch_delta(b"aa", &aaaa).as_deref(),
@@ -392,4 +408,48 @@ fn branch_delta_round_trips_any_difference() {
     );
     assert_eq!(apply_branch_delta(b"short", &d), None);
     assert_eq!(apply_branch_delta(&base, b"\x01"), None);
+}
+
+/// The To-tag of tm's local replies is not stored with the key: an ACK to a local 2xx
+/// still matches its INVITE by dialog (Call-ID, CSeq, From-tag, tm's To-tag derived from
+/// the cell's branch field), and an ACK with another To-tag does not.
+#[test]
+fn ack_to_a_local_2xx_matches_by_the_derived_local_to_tag() {
+    let t = table();
+    let inv = key(crate::testutil::INVITE);
+    let cell = match insert(&t, &inv) {
+        Lookup::Created { cell, guard, .. } => {
+            drop(guard);
+            cell
+        }
+        Lookup::Found(..) => panic!("first copy must create"),
+    };
+    let mirror = super::table::Mirror {
+        uas_status: 200,
+        nr_branches: 0,
+        cancel_sent: 0,
+        locally_replied: true,
+    };
+    cell.publish(&mirror).unwrap_or_else(|e| panic!("{e}"));
+    let tag = super::engine::local_to_tag(Md5Field([1; 16]));
+    let ack_with = |to_tag: &str| {
+        let text = format!(
+            "ACK sip:bob@example.com SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5091;branch=z9hG4bKack2;rport\r\n\
+From: \"Alice\" <sip:alice@example.org>;tag=from1\r\n\
+To: <sip:bob@example.com>;tag={to_tag}\r\n\
+Call-ID: call-1@192.0.2.10\r\n\
+CSeq: 1 ACK\r\n\
+Content-Length: 0\r\n\r\n"
+        );
+        let k = key(&text);
+        let rk = k.key();
+        let bucket = sip_txn::bucket_of(rk.call_id, rk.cseq_num, t.hash_size());
+        t.lookup_request(bucket, &rk, &MatchConfig::default())
+            .unwrap_or_else(|e| panic!("{e}"))
+            .map(|(_, m)| m)
+    };
+    assert_eq!(ack_with(&tag), Some(Match::E2eAck));
+    assert_eq!(ack_with("someone-else"), None);
+    drop(cell);
 }
