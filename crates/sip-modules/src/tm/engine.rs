@@ -958,8 +958,12 @@ pub enum Got {
 }
 
 fn saved_of(ctx: &Ctx<'_>) -> Saved {
+    // An unchanged R-URI is the stored request's own: failure_route's `$ru` shows it
+    // without a copy in the state (spec §5.4).
+    let ruri = ctx.ruri();
+    let changed = ruri.as_bytes() != ctx.msg.request_uri_bytes().unwrap_or_default();
     Saved {
-        ruri: Some(ctx.ruri().into_owned()),
+        ruri: changed.then(|| ruri.into_owned()),
         du: ctx.dst_uri.clone(),
         flags: ctx.flags,
         bflags: ctx.bflags,

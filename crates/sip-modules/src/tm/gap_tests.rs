@@ -32,6 +32,12 @@ request_route {
     if ($rU == "serial") {
         t_on_failure("NEXT");
     }
+    if ($rU == "keep" || $rU == "rewrite") {
+        t_on_failure("SHOWRU");
+    }
+    if ($rU == "rewrite") {
+        $ru = "sip:new@example.net";
+    }
     $du = "sip:10.0.0.20:5070";
     if (!t_relay()) {
         xlog("L_INFO", "t_relay failed\n");
@@ -51,6 +57,10 @@ branch_route[BR] {
         append_hf("X-Branch: one\r\n");
         $du = "sip:10.0.0.22:5070";
     }
+}
+
+failure_route[SHOWRU] {
+    xlog("L_INFO", "failure ru=$ru\n");
 }
 
 failure_route[NEXT] {
@@ -299,4 +309,22 @@ fn unmatched_cancel_1_forwards_it_statelessly() {
 fn unmatched_cancel_2_drops_it_silently() {
     let out = unmatched_cancel("2");
     assert!(out.is_empty(), "{out:?}");
+}
+
+/// failure_route shows `$ru` as first relayed: the rewritten one, or (kept without a
+/// copy in the state) the request's own.
+#[test]
+fn failure_route_ru_is_the_relayed_one_whether_rewritten_or_not() {
+    for (user, want) in [
+        ("keep", "failure ru=sip:keep@example.com\n"),
+        ("rewrite", "failure ru=sip:new@example.net\n"),
+    ] {
+        let lab = Lab::new(CFG);
+        let mut w = lab.worker();
+        w.request(&user_invite(user), UAC);
+        let out = w.take();
+        let fwd = to(&out, GW1)[0].clone();
+        w.reply(&reply_to(&fwd, 404, "Not Found", "gw1", &[]), GW1);
+        assert!(w.logs().contains(&want), "{user}: {:?}", w.logs());
+    }
 }
