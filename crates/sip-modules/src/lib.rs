@@ -27,6 +27,7 @@ pub mod siputils;
 pub mod sl;
 pub mod textops;
 pub mod tm;
+pub mod tmx;
 pub mod xlog;
 
 mod util;
@@ -34,7 +35,7 @@ mod util;
 #[cfg(test)]
 pub(crate) mod testutil;
 
-static ALL: [&ModuleExports; 16] = [
+static ALL: [&ModuleExports; 17] = [
     &core::MODULE,
     &sl::MODULE,
     &textops::MODULE,
@@ -51,6 +52,7 @@ static ALL: [&ModuleExports; 16] = [
     &kex::MODULE,
     &cfg_rpc::MODULE,
     &tm::MODULE,
+    &tmx::MODULE,
 ];
 
 /// Every module this crate provides, `core` first.
@@ -61,7 +63,7 @@ pub fn all_modules() -> &'static [&'static ModuleExports] {
 /// The module names `loadmodule "NAME.so"` accepts from this crate.
 pub const LOADABLE: &[&str] = &[
     "sl", "textops", "siputils", "maxfwd", "pv", "xlog", "cfgutils", "corex", "rr", "sanity",
-    "ctl", "jsonrpcs", "kex", "cfg_rpc", "tm",
+    "ctl", "jsonrpcs", "kex", "cfg_rpc", "tm", "tmx",
 ];
 
 /// The export table of a module by its `loadmodule` name (`core` included).

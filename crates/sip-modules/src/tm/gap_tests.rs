@@ -9,6 +9,7 @@ const GW3: &str = "10.0.0.22:5070";
 const CFG: &str = r#"
 debug=3
 loadmodule "tm.so"
+loadmodule "tmx.so"
 loadmodule "sl.so"
 loadmodule "textops.so"
 loadmodule "corex.so"

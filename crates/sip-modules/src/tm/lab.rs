@@ -296,6 +296,7 @@ pub fn to_tag(text: &str) -> String {
 pub const STATEFUL: &str = r#"
 debug=3
 loadmodule "tm.so"
+loadmodule "tmx.so"
 loadmodule "sl.so"
 loadmodule "textops.so"
 loadmodule "siputils.so"

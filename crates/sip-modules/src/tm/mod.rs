@@ -27,7 +27,7 @@ use sip_msg::Method as MsgMethod;
 use sip_script::Dialect;
 use sip_script::abi::{
     Arg, ArgKind, Ctx, FunctionExport, LogLevel, ModInit, ModuleExports, ParamExport, ParamKind,
-    PvExport, RouteKind, RouteKinds, RpcError, RpcExport, TmApi, Value,
+    RouteKind, RouteKinds, RpcError, RpcExport, TmApi, Value,
 };
 use sip_txn::{
     CancelBMethod, CheckTrans, CheckedMessage, FailureReplyMode, MatchConfig, Millis, TmConfig,
@@ -155,31 +155,12 @@ static RPC: [RpcExport; 1] = [RpcExport {
     handler: rpc_stats,
 }];
 
-static PVS: [PvExport; 3] = [
-    PvExport {
-        name: "T_reply_code",
-        get: pv_reply_code,
-        set: None,
-    },
-    PvExport {
-        name: "T_reply_reason",
-        get: pv_reply_reason,
-        set: None,
-    },
-    PvExport {
-        name: "T_branch_idx",
-        get: pv_branch_idx,
-        set: None,
-    },
-];
-
 pub static MODULE: ModuleExports = ModuleExports {
     name: "tm",
     functions: &FUNCTIONS,
     params: &PARAMS,
     init: Some(init),
     rpc: &RPC,
-    pvs: &PVS,
     reply_hook: Some(engine::on_reply),
     post_script: Some(engine::post_script),
     timer: Some(engine::timer_tick),
@@ -691,17 +672,20 @@ fn w_t_lookup_cancel(ctx: &mut Ctx<'_>, _a: &[Arg]) -> i32 {
     ))
 }
 
-fn pv_reply_code(ctx: &mut Ctx<'_>, _i: Option<&str>) -> Value {
+/// `$T_reply_code` (exported by tmx, as in Kamailio).
+pub(crate) fn pv_reply_code(ctx: &mut Ctx<'_>, _i: Option<&str>) -> Value {
     Value::Int(i64::from(reply_code_of(ctx)))
 }
 
-fn pv_reply_reason(ctx: &mut Ctx<'_>, _i: Option<&str>) -> Value {
+/// `$T_reply_reason` (exported by tmx).
+pub(crate) fn pv_reply_reason(ctx: &mut Ctx<'_>, _i: Option<&str>) -> Value {
     ctx.msg_data::<TmMsg>()
         .and_then(|m| m.reply.as_ref())
         .map_or(Value::Null, |r| Value::Str(r.reason.clone()))
 }
 
-fn pv_branch_idx(ctx: &mut Ctx<'_>, _i: Option<&str>) -> Value {
+/// `$T_branch_idx` (exported by tmx).
+pub(crate) fn pv_branch_idx(ctx: &mut Ctx<'_>, _i: Option<&str>) -> Value {
     let m = ctx.msg_data::<TmMsg>();
     let in_branch_route = m.and_then(|m| m.branch_idx);
     Value::Int(
