@@ -252,7 +252,7 @@ impl HeaderName {
 /// `name` equals `lower` (lowercase letters, digits and `-`) ignoring ASCII case, compared
 /// 8 (or 4) bytes at a time: a letter byte of `lower` accepts both cases (`| 0x20` on the
 /// input byte), any other byte must match exactly.
-fn eq_ignore_case_lower(name: &[u8], lower: &[u8]) -> bool {
+pub(crate) fn eq_ignore_case_lower(name: &[u8], lower: &[u8]) -> bool {
     fn word8(s: &[u8], at: usize) -> u64 {
         s.get(at..at + 8)
             .and_then(|w| <[u8; 8]>::try_from(w).ok())

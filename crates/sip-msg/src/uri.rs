@@ -114,27 +114,36 @@ pub struct Uri<'a> {
 impl<'a> Uri<'a> {
     /// Parses a URI from any byte slice (no surrounding whitespace or `<>` allowed).
     pub fn parse(s: &'a [u8]) -> Result<Uri<'a>, SipError> {
-        let colon = s
-            .iter()
-            .position(|&b| b == b':')
-            .ok_or(SipError::bad_request("URI without scheme"))?;
-        let (scheme_raw, rest) = s.split_at(colon);
-        let rest = rest.get(1..).unwrap_or_default();
-        if !scheme_is_valid(scheme_raw) {
-            return Err(SipError::bad_request("bad URI scheme"));
-        }
+        // `sip:` as written is by far the most common: the general path gives the same.
+        let (scheme_raw, rest, scheme) = match (s.get(..3), s.get(3..)) {
+            (Some(b"sip"), Some([b':', rest @ ..])) => {
+                (s.get(..3).unwrap_or_default(), rest, Scheme::Sip)
+            }
+            _ => {
+                let colon = s
+                    .iter()
+                    .position(|&b| b == b':')
+                    .ok_or(SipError::bad_request("URI without scheme"))?;
+                let (scheme_raw, rest) = s.split_at(colon);
+                let rest = rest.get(1..).unwrap_or_default();
+                if !scheme_is_valid(scheme_raw) {
+                    return Err(SipError::bad_request("bad URI scheme"));
+                }
+                let scheme = if scheme_raw.eq_ignore_ascii_case(b"sip") {
+                    Scheme::Sip
+                } else if scheme_raw.eq_ignore_ascii_case(b"sips") {
+                    Scheme::Sips
+                } else if scheme_raw.eq_ignore_ascii_case(b"tel") {
+                    Scheme::Tel
+                } else {
+                    Scheme::Other
+                };
+                (scheme_raw, rest, scheme)
+            }
+        };
         if !all_uri_chars(s) {
             return Err(SipError::bad_request("bad character in URI"));
         }
-        let scheme = if scheme_raw.eq_ignore_ascii_case(b"sip") {
-            Scheme::Sip
-        } else if scheme_raw.eq_ignore_ascii_case(b"sips") {
-            Scheme::Sips
-        } else if scheme_raw.eq_ignore_ascii_case(b"tel") {
-            Scheme::Tel
-        } else {
-            Scheme::Other
-        };
         let mut uri = Uri {
             raw: s,
             scheme,

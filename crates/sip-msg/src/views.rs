@@ -2,6 +2,7 @@
 //! message buffer and never allocate.
 
 use crate::error::SipError;
+use crate::header::eq_ignore_case_lower;
 use crate::scan::{
     Params, VIA_HOST_END, all_token, host_prefix, is_lws, is_token, parse_u32, quoted_len,
     skip_lws, trim_lws,
@@ -89,17 +90,17 @@ impl<'a> Via<'a> {
         let params = Params::parse_each(rest, |p| {
             let bad = || SipError::bad_request("bad Via branch, rport or ttl");
             // A repeated parameter keeps its first value, as with `Params::get`.
-            if p.name.eq_ignore_ascii_case(b"branch") {
+            if eq_ignore_case_lower(p.name, b"branch") {
                 let value = p.value.ok_or_else(bad)?;
                 branch = branch.or(Some(value));
-            } else if p.name.eq_ignore_ascii_case(b"rport") {
+            } else if eq_ignore_case_lower(p.name, b"rport") {
                 let value = p.value.map(parse_port).transpose().map_err(|_| bad())?;
                 rport = rport.or(Some(value));
-            } else if p.name.eq_ignore_ascii_case(b"received") {
+            } else if eq_ignore_case_lower(p.name, b"received") {
                 received = received.or(p.value);
-            } else if p.name.eq_ignore_ascii_case(b"maddr") {
+            } else if eq_ignore_case_lower(p.name, b"maddr") {
                 maddr = maddr.or(p.value);
-            } else if p.name.eq_ignore_ascii_case(b"ttl") {
+            } else if eq_ignore_case_lower(p.name, b"ttl") {
                 let value = p
                     .value
                     .and_then(parse_u32)
@@ -296,7 +297,7 @@ fn parse_header_params<'a>(
 ) -> Result<Params<'a>, SipError> {
     Params::parse_each(skip_lws(raw), |p| {
         // The first tag counts, as with `Params::get`.
-        if tag.is_none() && p.name.eq_ignore_ascii_case(b"tag") {
+        if tag.is_none() && eq_ignore_case_lower(p.name, b"tag") {
             *tag = p.value;
         }
         Ok(())
