@@ -659,6 +659,37 @@ pub trait Host {
     fn pid(&self) -> u32;
     /// This process's rank (workers 1..=N).
     fn rank(&self) -> i32;
+    /// Counts one event of a Kamailio statistic (`stats.get_statistics`); counters live in
+    /// shared memory, so the binary does it. The default (tests) counts nothing.
+    fn count(&mut self, _stat: Stat) {}
+}
+
+/// Statistics that modules report through [`Host::count`], with Kamailio's names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Stat {
+    /// `core:fwd_requests`: a request forwarded statelessly (`forward()`).
+    FwdRequests,
+    /// `sl:sent_replies`: a stateless reply sent by sl.
+    SlSentReplies,
+    /// `sl:sent_err_replies`: a stateless reply with a code ≥ 300.
+    SlSentErrReplies,
+}
+
+impl Stat {
+    pub const ALL: [Stat; 3] = [
+        Stat::FwdRequests,
+        Stat::SlSentReplies,
+        Stat::SlSentErrReplies,
+    ];
+
+    /// `group:name` as `stats.get_statistics` prints it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stat::FwdRequests => "core:fwd_requests",
+            Stat::SlSentReplies => "sl:sent_replies",
+            Stat::SlSentErrReplies => "sl:sent_err_replies",
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ pub use abi::{
     ApiRegistry, Arg, ArgKind, AvpStore, Branch, Ctx, FixupCtx, FixupError, FunctionExport,
     LocalAddr, LocalSocket, LogLevel, Millis, ModChildInit, ModInit, ModuleExports, ParamExport,
     ParamKind, ParamSetting, PvExport, RouteId, RouteKinds, RpcError, RpcExport, SendError,
-    SerError, Source, TmApi,
+    SerError, Source, Stat, TmApi,
 };
 pub use ast::*;
 pub use check::check_modules;

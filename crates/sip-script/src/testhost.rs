@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use crate::abi::{Host, LocalAddr, LocalSocket, LogLevel, Millis, SendError, Source};
+use crate::abi::{Host, LocalAddr, LocalSocket, LogLevel, Millis, SendError, Source, Stat};
 use crate::ast::Proto;
 
 /// One recorded send.
@@ -39,6 +39,8 @@ pub struct TestHost {
     pub rank: i32,
     /// Make every `send` fail with this text.
     pub fail_sends: Option<String>,
+    /// Statistics counted through `Host::count`, in order.
+    pub counted: Vec<Stat>,
 }
 
 impl Default for TestHost {
@@ -66,6 +68,7 @@ impl TestHost {
             pid: 4242,
             rank: 1,
             fail_sends: None,
+            counted: Vec::new(),
         }
     }
 
@@ -145,5 +148,9 @@ impl Host for TestHost {
 
     fn rank(&self) -> i32 {
         self.rank
+    }
+
+    fn count(&mut self, stat: Stat) {
+        self.counted.push(stat);
     }
 }

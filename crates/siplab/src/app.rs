@@ -37,9 +37,19 @@ pub struct CoreStats {
     pub err_requests: CounterId,
     pub err_replies: CounterId,
     pub sent_replies: CounterId,
+    pub sent_err_replies: CounterId,
 }
 
 impl CoreStats {
+    /// The counter of a statistic a module reports through `Host::count`.
+    pub fn module_stat(&self, stat: sip_script::Stat) -> CounterId {
+        match stat {
+            sip_script::Stat::FwdRequests => self.fwd_requests,
+            sip_script::Stat::SlSentReplies => self.sent_replies,
+            sip_script::Stat::SlSentErrReplies => self.sent_err_replies,
+        }
+    }
+
     fn register(c: &Counters<'_>) -> Result<CoreStats, sip_shm::ShmError> {
         Ok(CoreStats {
             rcv_requests: c.register("core:rcv_requests")?,
@@ -51,6 +61,7 @@ impl CoreStats {
             err_requests: c.register("core:err_requests")?,
             err_replies: c.register("core:err_replies")?,
             sent_replies: c.register("sl:sent_replies")?,
+            sent_err_replies: c.register("sl:sent_err_replies")?,
         })
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::app::Shared;
 use crate::log;
-use sip_script::abi::{Host, LocalAddr, LogLevel, Millis, Proto, SendError};
+use sip_script::abi::{Host, LocalAddr, LogLevel, Millis, Proto, SendError, Stat};
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs, UdpSocket};
 use std::time::Instant;
 
@@ -66,16 +66,7 @@ impl Host for WorkerHost {
                 "{proto:?} is not supported, siplab is UDP only"
             )));
         }
-        self.send_raw(dst, bytes)?;
-        // What the script sends: replies are sl's (stateless), requests are forwards.
-        let stats = &self.shared.stats;
-        let id = if bytes.starts_with(b"SIP/2.0 ") {
-            stats.sent_replies
-        } else {
-            stats.fwd_requests
-        };
-        let _ = self.shared.counters.inc(self.index, id);
-        Ok(())
+        self.send_raw(dst, bytes)
     }
 
     fn log(&mut self, level: LogLevel, module: &str, text: &str) {
@@ -115,5 +106,10 @@ impl Host for WorkerHost {
 
     fn rank(&self) -> i32 {
         self.rank
+    }
+
+    fn count(&mut self, stat: Stat) {
+        let id = self.shared.stats.module_stat(stat);
+        let _ = self.shared.counters.inc(self.index, id);
     }
 }

@@ -13,7 +13,7 @@ pub use forward::{
 
 use sip_msg::{SipError, Uri};
 use sip_script::abi::{
-    Arg, ArgKind, Ctx, FunctionExport, LogLevel, ModuleExports, Proto, RouteKinds, SerError,
+    Arg, ArgKind, Ctx, FunctionExport, LogLevel, ModuleExports, Proto, RouteKinds, SerError, Stat,
 };
 
 const ANY: RouteKinds = RouteKinds::ANY;
@@ -199,7 +199,10 @@ fn forward_to(ctx: &mut Ctx<'_>, dst: Result<Destination, SipError>) -> i32 {
 
 fn send(ctx: &mut Ctx<'_>, addr: SocketAddr, bytes: &[u8]) -> i32 {
     match ctx.host.send(Proto::Udp, addr, bytes) {
-        Ok(()) => 1,
+        Ok(()) => {
+            ctx.host.count(Stat::FwdRequests);
+            1
+        }
         Err(e) => {
             ctx.log(LogLevel::Err, "core", &format!("forward: {e}"));
             ctx.ser_error = Some(SerError {

@@ -25,6 +25,7 @@ fn forward_adds_via_received_rport() {
         w_forward(ctx, &[])
     });
     assert_eq!(rc, 1);
+    assert_eq!(host.counted, vec![sip_script::abi::Stat::FwdRequests]);
     let out = only_send(&host);
     assert_eq!(
         host.sent.first().map(|s| s.dst),

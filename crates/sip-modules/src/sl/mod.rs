@@ -8,7 +8,7 @@ pub use reply::{
 
 use sip_script::abi::{
     Arg, ArgKind, Ctx, FunctionExport, LogLevel, ModuleExports, ParamExport, ParamKind, RouteKinds,
-    SerError, TmApi,
+    SerError, Stat, TmApi,
 };
 
 /// The reason `sl_reply_error()` uses when no function left an error (Kamailio's text for
@@ -120,7 +120,13 @@ pub fn send_stateless(ctx: &mut Ctx<'_>, code: u16, reason: &str, extra_headers:
     };
     let (proto, dst) = (ctx.src.proto, ctx.src.addr);
     match ctx.host.send(proto, dst, &bytes) {
-        Ok(()) => 1,
+        Ok(()) => {
+            ctx.host.count(Stat::SlSentReplies);
+            if code >= 300 {
+                ctx.host.count(Stat::SlSentErrReplies);
+            }
+            1
+        }
         Err(e) => {
             ctx.log(LogLevel::Err, "sl", &format!("failed to send reply: {e}"));
             -1

@@ -14,6 +14,8 @@ fn to_line(reply: &str) -> &str {
         .unwrap_or_default()
 }
 
+use sip_script::abi::Stat;
+
 #[test]
 fn sl_send_reply_180_adds_to_tag_and_server() {
     let msg = parse(INVITE);
@@ -34,6 +36,24 @@ fn sl_send_reply_180_adds_to_tag_and_server() {
     assert!(reply.contains("Record-Route: <sip:proxy0.example.org;lr>\r\n"));
     assert!(reply.ends_with("Content-Length: 0\r\n\r\n"));
     assert_eq!(host.sent.first().map(|s| s.dst), Some(source().addr));
+    assert_eq!(
+        host.counted,
+        vec![Stat::SlSentReplies],
+        "a 180 is no error reply"
+    );
+}
+
+#[test]
+fn sl_counts_error_replies_separately() {
+    let msg = parse(INVITE);
+    let (mut rt, mut host) = (runtime(0), TestHost::new());
+    with_ctx(&mut rt, &mut host, &msg, |ctx| {
+        w_sl_send_reply(ctx, &[int(486), fmt("Busy Here")])
+    });
+    assert_eq!(
+        host.counted,
+        vec![Stat::SlSentReplies, Stat::SlSentErrReplies]
+    );
 }
 
 #[test]
