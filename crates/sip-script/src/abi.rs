@@ -476,6 +476,13 @@ impl ModInit<'_> {
     pub fn shm(&self) -> Option<&'static sip_shm::Region> {
         self.rt.shm()
     }
+
+    /// A load-time warning (a setting the module adjusted); kept in the runtime as
+    /// `"<module>: <text>"` for the binary to print ([`Runtime::init_warnings`]).
+    pub fn warn(&mut self, text: impl std::fmt::Display) {
+        let line = format!("{}: {text}", self.module.name);
+        self.rt.init_warnings.push(line);
+    }
 }
 
 /// What `child_init` gets: the process's runtime (module state, APIs).

@@ -29,6 +29,8 @@ pub struct Runtime {
     pub route_depth_limit: u32,
     /// The shared-memory region the binary mapped before fork (tm's table lives in it).
     shm: Option<&'static sip_shm::Region>,
+    /// Warnings module `init`s gave ([`crate::abi::ModInit::warn`]).
+    pub(crate) init_warnings: Vec<String>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -59,6 +61,7 @@ impl Runtime {
             while_limit: WHILE_LIMIT,
             route_depth_limit: ROUTE_DEPTH_LIMIT,
             shm: None,
+            init_warnings: Vec::new(),
         }
     }
 
@@ -75,6 +78,11 @@ impl Runtime {
 
     pub fn core(&self) -> &CoreParams {
         &self.core
+    }
+
+    /// What module `init`s warned about (`"<module>: <text>"`), in load order.
+    pub fn init_warnings(&self) -> &[String] {
+        &self.init_warnings
     }
 
     /// A `$var` slot's value; unset variables are int 0, not null [E23].
