@@ -11,6 +11,8 @@ pub mod state;
 pub mod table;
 
 #[cfg(test)]
+mod config_tests;
+#[cfg(test)]
 mod exhaustion_tests;
 #[cfg(test)]
 mod gap_tests;
@@ -183,6 +185,12 @@ fn ms_param(init: &ModInit<'_>, ms: &str, secs: &str, default: u32) -> u32 {
         .unwrap_or(default)
 }
 
+/// The core `max_branches` as a cell can hold it: a cell has [`sip_txn::CELL_BRANCHES`]
+/// slots (the shm budget per transaction), so a larger value is clamped.
+fn max_branches_of(core: u32) -> u8 {
+    u8::try_from(core.clamp(1, sip_txn::CELL_BRANCHES as u32)).unwrap_or(1)
+}
+
 /// Turns the modparams into a [`TmConfig`] (pure, testable).
 fn config_of(init: &ModInit<'_>) -> (TmConfig, MatchConfig) {
     let d = TmConfig::default();
@@ -220,6 +228,7 @@ fn config_of(init: &ModInit<'_>) -> (TmConfig, MatchConfig) {
         noisy_ctimer: flag("noisy_ctimer", d.noisy_ctimer),
         e2e_cancel_reason: flag("e2e_cancel_reason", d.e2e_cancel_reason),
         local_cancel_reason: flag("local_cancel_reason", d.local_cancel_reason),
+        max_branches: max_branches_of(init.core.max_branches),
         ..d
     };
     let m = MatchConfig {
@@ -233,6 +242,12 @@ fn config_of(init: &ModInit<'_>) -> (TmConfig, MatchConfig) {
 /// Builds the table in shm (when the binary provided a region) and the module state.
 fn init(init: &mut ModInit<'_>) -> Result<(), String> {
     let (cfg, mcfg) = config_of(init);
+    if init.core.max_branches > u32::from(cfg.max_branches) {
+        init.warn(format!(
+            "max_branches={} is more than a transaction cell holds; tm uses {}",
+            init.core.max_branches, cfg.max_branches
+        ));
+    }
     let hash_size = init
         .param_int("hash_size")
         .and_then(|v| u32::try_from(v).ok())
