@@ -87,6 +87,34 @@ pub struct TmMsg {
     pub pending_failure: Option<RouteId>,
     pub pending_reply: Option<RouteId>,
     pub pending_branch: Option<RouteId>,
+    /// `t_set_fr`/`t_set_retr`/`t_reset_fr` called before the transaction existed
+    /// (Kamailio keeps them per message and applies them when the cell is created).
+    pub pending_timers: TimerOverrides,
+}
+
+/// Per-transaction timer values a script set (ms as given, rounded when applied); `None`
+/// keeps the configured value.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimerOverrides {
+    pub fr_inv: Option<u32>,
+    pub fr: Option<u32>,
+    pub t1: Option<u32>,
+    pub t2: Option<u32>,
+}
+
+impl TimerOverrides {
+    /// Applies the set values to `t`, rounded up to timer ticks as Kamailio arms them.
+    pub fn apply(&self, t: &mut sip_txn::TimerValues) {
+        let set = |slot: &mut u32, v: Option<u32>| {
+            if let Some(v) = v {
+                *slot = sip_txn::round_to_ticks(v);
+            }
+        };
+        set(&mut t.fr_inv, self.fr_inv);
+        set(&mut t.fr, self.fr);
+        set(&mut t.t1, self.t1);
+        set(&mut t.t2, self.t2);
+    }
 }
 
 /// Script route ids ↔ sip-txn's compact ids (index + 1; 0 = none).
@@ -1065,10 +1093,18 @@ pub fn get_or_create(ctx: &mut Ctx<'_>, tm: &Tm) -> Result<Got, (u16, String)> {
             if born_canceled {
                 c.mark_canceled();
             }
-            let pending = ctx
-                .msg_data::<TmMsg>()
-                .map(|m| (m.pending_failure, m.pending_reply, m.pending_branch));
-            if let Some((f, r, b)) = pending {
+            let pending = ctx.msg_data::<TmMsg>().map(|m| {
+                (
+                    m.pending_failure,
+                    m.pending_reply,
+                    m.pending_branch,
+                    m.pending_timers,
+                )
+            });
+            if let Some((f, r, b, timers)) = pending {
+                let mut t = c.timer_values();
+                timers.apply(&mut t);
+                c.set_timer_values(t);
                 if let Some(f) = f {
                     c.arm_failure_route(f);
                 }

@@ -11,6 +11,8 @@ pub mod state;
 pub mod table;
 
 #[cfg(test)]
+mod audit_tests;
+#[cfg(test)]
 mod config_tests;
 #[cfg(test)]
 mod exhaustion_tests;
@@ -572,69 +574,68 @@ fn w_t_check_status(ctx: &mut Ctx<'_>, a: &[Arg]) -> i32 {
     truth(re.is_match(&code.to_string()))
 }
 
-fn w_t_set_fr(ctx: &mut Ctx<'_>, a: &[Arg]) -> i32 {
+/// `t_set_fr`/`t_set_retr`/`t_reset_fr`: on the transaction when it exists, else kept
+/// with the message and applied when its transaction is created (the common
+/// `t_set_fr(…); t_relay();`). A value of 0 keeps the configured one.
+fn set_timers(ctx: &mut Ctx<'_>, change: impl Fn(&mut engine::TimerOverrides)) -> i32 {
     let Some(tm) = tm_of(ctx) else {
         return no_tm(ctx);
     };
-    let inv = a
-        .first()
-        .and_then(|x| ctx.arg_int(x))
-        .and_then(|v| u32::try_from(v).ok());
-    let noninv = a
-        .get(1)
-        .and_then(|x| ctx.arg_int(x))
-        .and_then(|v| u32::try_from(v).ok());
-    let r = engine::with_state(ctx, &tm, |_, _, _, st| {
+    let applied = engine::with_state(ctx, &tm, |_, _, _, st| {
+        let mut o = engine::TimerOverrides::default();
+        change(&mut o);
         let mut t = st.cell.timer_values();
-        if let Some(v) = inv.filter(|v| *v > 0) {
-            t.fr_inv = sip_txn::round_to_ticks(v);
-        }
-        if let Some(v) = noninv.filter(|v| *v > 0) {
-            t.fr = sip_txn::round_to_ticks(v);
-        }
+        o.apply(&mut t);
         st.cell.set_timer_values(t);
     });
-    truth(r.is_some())
+    if applied.is_none() {
+        change(&mut ctx.msg_data_mut::<TmMsg>().pending_timers);
+    }
+    1
+}
+
+fn positive_arg(ctx: &mut Ctx<'_>, a: &[Arg], i: usize) -> Option<u32> {
+    a.get(i)
+        .and_then(|x| ctx.arg_int(x))
+        .and_then(|v| u32::try_from(v).ok())
+        .filter(|v| *v > 0)
+}
+
+fn w_t_set_fr(ctx: &mut Ctx<'_>, a: &[Arg]) -> i32 {
+    let (inv, noninv) = (positive_arg(ctx, a, 0), positive_arg(ctx, a, 1));
+    set_timers(ctx, |o| {
+        o.fr_inv = inv.or(o.fr_inv);
+        o.fr = noninv.or(o.fr);
+    })
 }
 
 fn w_t_set_retr(ctx: &mut Ctx<'_>, a: &[Arg]) -> i32 {
-    let Some(tm) = tm_of(ctx) else {
-        return no_tm(ctx);
-    };
-    let t1 = a
-        .first()
-        .and_then(|x| ctx.arg_int(x))
-        .and_then(|v| u32::try_from(v).ok());
-    let t2 = a
-        .get(1)
-        .and_then(|x| ctx.arg_int(x))
-        .and_then(|v| u32::try_from(v).ok());
-    let r = engine::with_state(ctx, &tm, |_, _, _, st| {
-        let mut t = st.cell.timer_values();
-        if let Some(v) = t1.filter(|v| *v > 0) {
-            t.t1 = sip_txn::round_to_ticks(v);
-        }
-        if let Some(v) = t2.filter(|v| *v > 0) {
-            t.t2 = sip_txn::round_to_ticks(v);
-        }
-        st.cell.set_timer_values(t);
-    });
-    truth(r.is_some())
+    let (t1, t2) = (positive_arg(ctx, a, 0), positive_arg(ctx, a, 1));
+    set_timers(ctx, |o| {
+        o.t1 = t1.or(o.t1);
+        o.t2 = t2.or(o.t2);
+    })
 }
 
+/// `t_reset_fr()`: back to the configured `fr_timer`/`fr_inv_timer`.
 fn w_t_reset_fr(ctx: &mut Ctx<'_>, _a: &[Arg]) -> i32 {
     let Some(tm) = tm_of(ctx) else {
         return no_tm(ctx);
     };
     let cfg = tm.cfg;
-    let r = engine::with_state(ctx, &tm, |_, _, _, st| {
+    let applied = engine::with_state(ctx, &tm, |_, _, _, st| {
         let d = cfg.timer_values(st.cell.method() == sip_txn::Method::Invite);
         let mut t = st.cell.timer_values();
         t.fr = d.fr;
         t.fr_inv = d.fr_inv;
         st.cell.set_timer_values(t);
     });
-    truth(r.is_some())
+    if applied.is_none() {
+        let o = &mut ctx.msg_data_mut::<TmMsg>().pending_timers;
+        o.fr = None;
+        o.fr_inv = None;
+    }
+    1
 }
 
 /// `t_release()`: the transaction is removed from the table (no more absorption).
