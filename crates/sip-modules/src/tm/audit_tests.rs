@@ -3,7 +3,7 @@
 //! and CANCEL, ACK to a local 2xx, `t_check_trans` on replies, `t_is_set`,
 //! `t_check_status`/`$T_reply_code` in request route, `t_release`.
 
-use super::lab::{GW1, INVITE, Lab, Out, UAC, Worker, reply_to, to};
+use super::lab::{GW1, GW2, INVITE, Lab, Out, UAC, Worker, ack_for, reply_to, to};
 
 fn first_lines(outs: &[&Out]) -> Vec<String> {
     outs.iter().map(|o| o.first_line().to_string()).collect()
@@ -120,4 +120,97 @@ fn t_set_fr_inv_before_t_relay_applies_after_the_provisional() {
     assert_eq!(up.len(), 1, "{sent:?}");
     assert_eq!(up[0].1.first_line(), "SIP/2.0 408 Request Timeout");
     assert!((3_100..3_163).contains(&up[0].0), "408 at {}", up[0].0);
+}
+
+/// `t_relay(host, port)` for every method; the 2xx ACK goes to a different host so the
+/// test sees which form routed it.
+const HOST_PORT: &str = r#"
+loadmodule "tm.so"
+loadmodule "textops.so"
+request_route {
+    if (is_method("ACK")) {
+        t_relay("10.0.0.21", 5070);
+        exit;
+    }
+    t_relay("10.0.0.20", 5070);
+}
+"#;
+
+/// The UAC's ACK for a 2xx with to-tag `tag` (a new branch, sent to the Contact).
+fn ack_2xx(tag: &str) -> String {
+    format!(
+        "ACK sip:bob@10.0.0.20:5070 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5091;branch=z9hG4bKuac1ack2xx;rport\r\n\
+Max-Forwards: 70\r\n\
+From: \"Alice\" <sip:alice@example.org>;tag=from1\r\n\
+To: <sip:bob@example.com>;tag={tag}\r\n\
+Call-ID: call-1@192.0.2.10\r\n\
+CSeq: 1 ACK\r\n\
+Content-Length: 0\r\n\
+\r\n"
+    )
+}
+
+#[test]
+fn t_relay_host_port_absorbs_the_ack_to_a_negative_final() {
+    let lab = Lab::new(HOST_PORT);
+    let mut w = lab.worker();
+    w.request(INVITE, UAC);
+    let out = w.take();
+    let fwd = to(&out, GW1)[0].clone();
+    w.reply(&reply_to(&fwd, 486, "Busy Here", "gw", &[]), GW1);
+    assert_eq!(first_lines(&to(&w.take(), UAC)), ["SIP/2.0 486 Busy Here"]);
+    w.request(&ack_for("gw"), UAC);
+    let out = w.take();
+    assert!(out.is_empty(), "non-2xx ACK absorbed: {out:?}");
+    assert_eq!(lab.current(), 1, "no transaction created for the ACK");
+}
+
+#[test]
+fn t_relay_host_port_forwards_a_2xx_ack_statelessly_to_host_port() {
+    let lab = Lab::new(HOST_PORT);
+    let mut w = lab.worker();
+    w.request(INVITE, UAC);
+    let out = w.take();
+    let fwd = to(&out, GW1)[0].clone();
+    w.reply(&reply_to(&fwd, 200, "OK", "gw", &[]), GW1);
+    assert_eq!(first_lines(&to(&w.take(), UAC)), ["SIP/2.0 200 OK"]);
+    let before = lab.table().stat(super::table::Stat::Created);
+    w.request(&ack_2xx("gw"), UAC);
+    let out = w.take();
+    let down = to(&out, GW2);
+    assert_eq!(
+        first_lines(&down),
+        ["ACK sip:bob@10.0.0.20:5070 SIP/2.0"],
+        "{out:?}"
+    );
+    assert!(to(&out, UAC).is_empty(), "the 200 is not re-sent: {out:?}");
+    assert_eq!(lab.table().stat(super::table::Stat::Created), before);
+}
+
+#[test]
+fn t_relay_host_port_on_a_cancel_cancels_the_invite_branches() {
+    let lab = Lab::new(HOST_PORT);
+    let mut w1 = lab.worker();
+    let mut w2 = lab.worker();
+    w1.request(INVITE, UAC);
+    let fwd = to(&w1.take(), GW1)[0].clone();
+    w1.reply(&reply_to(&fwd, 180, "Ringing", "gw", &[]), GW1);
+    w1.take();
+    w2.request(&super::lab::cancel(""), UAC);
+    let out = w2.take();
+    assert_eq!(first_lines(&to(&out, UAC)), ["SIP/2.0 200 canceling"]);
+    let down = to(&out, GW1);
+    assert_eq!(first_lines(&down), ["CANCEL sip:bob@example.com SIP/2.0"]);
+    let via = |o: &Out| {
+        o.text
+            .lines()
+            .find(|l| l.starts_with("Via:"))
+            .map(str::to_string)
+    };
+    assert_eq!(
+        via(down[0]),
+        via(&fwd),
+        "the CANCEL reuses the INVITE's branch"
+    );
 }

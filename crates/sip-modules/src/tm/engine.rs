@@ -1282,9 +1282,9 @@ fn fail(ctx: &mut Ctx<'_>, code: u16, reason: String) -> i32 {
     -1
 }
 
-/// `t_relay()` on an ACK: absorb the ACK to our negative final, else forward it
-/// statelessly to `$du`/R-URI.
-pub fn relay_ack(ctx: &mut Ctx<'_>, tm: &Tm) -> i32 {
+/// `t_relay([host, port])` on an ACK: absorb the ACK to our negative final, else forward
+/// it statelessly to `host:port`, else `$du`/R-URI.
+pub fn relay_ack(ctx: &mut Ctx<'_>, tm: &Tm, host_port: Option<(String, u16)>) -> i32 {
     if let Some(table) = tm.table {
         if let Ok(key) = OwnedKey::of(ctx.msg) {
             let rk = key.key();
@@ -1302,16 +1302,19 @@ pub fn relay_ack(ctx: &mut Ctx<'_>, tm: &Tm) -> i32 {
             }
         }
     }
-    forward_stateless(ctx)
+    forward_stateless(ctx, host_port)
 }
 
-/// Forwards the current request statelessly to `$du`/R-URI (a 2xx ACK, an unmatched
-/// CANCEL under `unmatched_cancel=1`): our Via without transaction state.
-fn forward_stateless(ctx: &mut Ctx<'_>) -> i32 {
-    let target = ctx
-        .dst_uri
-        .clone()
-        .unwrap_or_else(|| ctx.ruri().into_owned());
+/// Forwards the current request statelessly to `host:port`, else `$du`/R-URI (a 2xx ACK,
+/// an unmatched CANCEL under `unmatched_cancel=1`): our Via without transaction state.
+fn forward_stateless(ctx: &mut Ctx<'_>, host_port: Option<(String, u16)>) -> i32 {
+    let target = match host_port {
+        Some((h, p)) => format!("sip:{h}:{p}"),
+        None => ctx
+            .dst_uri
+            .clone()
+            .unwrap_or_else(|| ctx.ruri().into_owned()),
+    };
     let Ok(dst) = uri_destination(target.as_bytes()) else {
         return -1;
     };
@@ -1340,9 +1343,10 @@ fn forward_stateless(ctx: &mut Ctx<'_>) -> i32 {
     }
 }
 
-/// `t_relay()` on a CANCEL (spec §4.1): its own transaction, then cancel the INVITE's
-/// branches or, when no INVITE exists, relay it like any request.
-pub fn relay_cancel(ctx: &mut Ctx<'_>, tm: &Tm) -> i32 {
+/// `t_relay([host, port])` on a CANCEL (spec §4.1): its own transaction, then cancel the
+/// INVITE's branches (where they went, whatever `host:port` says) or, when no INVITE
+/// exists, relay it like any request.
+pub fn relay_cancel(ctx: &mut Ctx<'_>, tm: &Tm, host_port: Option<(String, u16)>) -> i32 {
     let Some(table) = tm.table else {
         return -1;
     };
@@ -1363,7 +1367,7 @@ pub fn relay_cancel(ctx: &mut Ctx<'_>, tm: &Tm) -> i32 {
     if invite.is_none() {
         match tm.unmatched_cancel {
             UnmatchedCancel::Stateful => {}
-            UnmatchedCancel::Stateless => return forward_stateless(ctx),
+            UnmatchedCancel::Stateless => return forward_stateless(ctx, host_port),
             UnmatchedCancel::Drop => {
                 ctx.log(LogLevel::Dbg, "tm", "non matching cancel dropped");
                 return 1;
@@ -1379,7 +1383,7 @@ pub fn relay_cancel(ctx: &mut Ctx<'_>, tm: &Tm) -> i32 {
         invite = lookup();
     }
     let Some(invite) = invite else {
-        return t_relay(ctx, tm, None);
+        return t_relay(ctx, tm, host_port);
     };
     // Reason headers of the received CANCEL, copied into the CANCELs we send.
     let reasons: Vec<u8> = ctx

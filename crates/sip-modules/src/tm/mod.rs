@@ -325,14 +325,19 @@ fn w_t_relay(ctx: &mut Ctx<'_>, _a: &[Arg]) -> i32 {
     if tm.table.is_none() {
         return no_tm(ctx);
     }
+    relay_dispatch(ctx, &tm, None)
+}
+
+/// `t_relay` by method: ACK and CANCEL have their own rules (§3.2, §4.1) in request_route.
+fn relay_dispatch(ctx: &mut Ctx<'_>, tm: &Tm, host_port: Option<(String, u16)>) -> i32 {
     if ctx.route_kind == RouteKind::Request {
         match ctx.msg.method() {
-            Some(MsgMethod::Ack) => return engine::relay_ack(ctx, &tm),
-            Some(MsgMethod::Cancel) => return engine::relay_cancel(ctx, &tm),
+            Some(MsgMethod::Ack) => return engine::relay_ack(ctx, tm, host_port),
+            Some(MsgMethod::Cancel) => return engine::relay_cancel(ctx, tm, host_port),
             _ => {}
         }
     }
-    engine::t_relay(ctx, &tm, None)
+    engine::t_relay(ctx, tm, host_port)
 }
 
 fn w_t_relay_to(ctx: &mut Ctx<'_>, a: &[Arg]) -> i32 {
@@ -351,7 +356,10 @@ fn w_t_relay_to(ctx: &mut Ctx<'_>, a: &[Arg]) -> i32 {
     if host.is_empty() {
         return -1;
     }
-    engine::t_relay(ctx, &tm, Some((host, port)))
+    if tm.table.is_none() {
+        return no_tm(ctx);
+    }
+    relay_dispatch(ctx, &tm, Some((host, port)))
 }
 
 fn w_t_newtran(ctx: &mut Ctx<'_>, _a: &[Arg]) -> i32 {
