@@ -214,3 +214,124 @@ fn t_relay_host_port_on_a_cancel_cancels_the_invite_branches() {
         "the CANCEL reuses the INVITE's branch"
     );
 }
+
+/// Flags and AVPs across request_route, onreply_route and failure_route.
+const CONTEXT: &str = r#"
+debug=3
+loadmodule "tm.so"
+loadmodule "tmx.so"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+modparam("tm", "fr_timer", 2000)
+modparam("tm", "fr_inv_timer", 2000)
+request_route {
+    setflag(3);
+    $avp(who) = "req";
+    setbflag(2);
+    t_on_reply("R");
+    t_on_failure("F");
+    $du = "sip:10.0.0.20:5070";
+    t_relay();
+}
+onreply_route[R] {
+    xlog("L_INFO", "reply $rs avp=$avp(who)\n");
+    if (isflagset(3)) {
+        xlog("L_INFO", "reply $rs flag3\n");
+    }
+    if (isbflagset(2)) {
+        xlog("L_INFO", "reply $rs bflag2\n");
+    }
+    $avp(seen) = $rs;
+    setflag(4);
+}
+failure_route[F] {
+    xlog("L_INFO", "failure $T_reply_code avp=$avp(who) seen=$avp(seen)\n");
+    if (isflagset(3)) {
+        xlog("L_INFO", "failure flag3\n");
+    }
+    if (isflagset(4)) {
+        xlog("L_INFO", "failure flag4\n");
+    }
+    if (isflagset(6)) {
+        xlog("L_INFO", "failure again leg=$avp(leg)\n");
+        exit;
+    }
+    setflag(6);
+    $avp(leg) = 2;
+    t_on_failure("F");
+    $du = "sip:10.0.0.21:5070";
+    t_relay();
+}
+"#;
+
+#[test]
+fn onreply_route_runs_with_the_transaction_avps_and_flags_and_saves_its_changes() {
+    let lab = Lab::new(CONTEXT);
+    let mut w1 = lab.worker();
+    let mut w2 = lab.worker();
+    w1.request(INVITE, UAC);
+    let fwd = to(&w1.take(), GW1)[0].clone();
+    // Another worker gets the replies: everything comes from the transaction.
+    w2.reply(&reply_to(&fwd, 180, "Ringing", "gw", &[]), GW1);
+    let logs = w2.logs();
+    for l in [
+        "reply 180 avp=req\n",
+        "reply 180 flag3\n",
+        "reply 180 bflag2\n",
+    ] {
+        assert!(logs.contains(&l), "{l:?} not in {logs:?}");
+    }
+    w2.reply(&reply_to(&fwd, 486, "Busy Here", "gw", &[]), GW1);
+    let logs = w2.logs();
+    assert!(
+        logs.contains(&"failure 486 avp=req seen=486\n"),
+        "AVP set in onreply_route reaches failure_route: {logs:?}"
+    );
+    assert!(
+        logs.contains(&"failure flag3\n") && logs.contains(&"failure flag4\n"),
+        "{logs:?}"
+    );
+}
+
+#[test]
+fn failure_route_in_a_worker_sees_request_flags_and_saves_its_own() {
+    let lab = Lab::new(CONTEXT);
+    let mut w = lab.worker();
+    w.request(INVITE, UAC);
+    let fwd = to(&w.take(), GW1)[0].clone();
+    w.reply(&reply_to(&fwd, 486, "Busy Here", "gw", &[]), GW1);
+    let out = w.take();
+    let second = to(&out, GW2)[0].clone();
+    assert!(w.logs().contains(&"failure flag3\n"), "{:?}", w.logs());
+    let mut w2 = lab.worker();
+    w2.reply(&reply_to(&second, 486, "Busy Here", "gw2", &[]), GW2);
+    let logs = w2.logs();
+    assert!(
+        logs.contains(&"failure again leg=2\n"),
+        "flag 6 and $avp(leg) set in the first failure_route are kept: {logs:?}"
+    );
+}
+
+#[test]
+fn failure_route_in_the_timer_process_sees_request_flags_and_avps() {
+    let lab = Lab::new(CONTEXT);
+    let mut w = lab.worker();
+    let mut timer = lab.worker();
+    w.at(0).request(INVITE, UAC);
+    w.take();
+    run_timer(&mut timer, 0, 2_100);
+    let logs = timer.logs();
+    assert!(
+        logs.contains(&"failure 408 avp=req seen=<null>\n"),
+        "{logs:?}"
+    );
+    assert!(logs.contains(&"failure flag3\n"), "{logs:?}");
+    assert!(!logs.contains(&"failure flag4\n"), "{logs:?}");
+    // Its flag and AVP are saved: the next leg's timeout runs failure_route again with them.
+    run_timer(&mut timer, 2_100, 4_300);
+    assert!(
+        timer.logs().contains(&"failure again leg=2\n"),
+        "{:?}",
+        timer.logs()
+    );
+}

@@ -727,11 +727,7 @@ fn run_failure_route(
         child.dst_uri = saved.du.clone();
         child.flags = saved.flags;
         child.bflags = bflags;
-        for (name, vals) in saved.avps.iter() {
-            for v in vals.iter().rev() {
-                child.avps.push(name, v.clone());
-            }
-        }
+        child.avps = avp_store(&saved.avps);
         {
             let m = child.msg_data_mut::<TmMsg>();
             m.active = Some(Box::new(taken));
@@ -743,22 +739,48 @@ fn run_failure_route(
             });
         }
         let out = child.run_route(id);
-        let avps: Vec<(String, Vec<sip_script::abi::Value>)> = child
-            .avps
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_vec()))
-            .collect();
+        let avps = saved_avps(&child.avps);
+        let flags = child.flags;
         let m = child.msg_data_mut::<TmMsg>();
-        (out, m.active.take(), avps)
+        (out, m.active.take(), (avps, flags))
     };
     if let Some(b) = back {
         *st = *b;
     }
-    st.saved.avps = avps;
+    // Kamailio copies the faked request's flags and AVPs back into the transaction.
+    st.saved.avps = avps.0;
+    set_flags(st, avps.1);
     if let sip_script::Outcome::Error(e) = outcome {
         ctx.log(LogLevel::Err, "tm", &format!("failure_route: {e}"));
     }
     let _ = tm;
+}
+
+/// Saves message flags a transaction route changed (Kamailio copies them back into the
+/// stored request).
+fn set_flags(st: &mut TxState, flags: u64) {
+    st.saved.flags = flags;
+    st.cell.msg_flags = flags as u32;
+}
+
+/// The transaction's AVPs as a script AVP store.
+fn avp_store(avps: &[(String, Vec<sip_script::abi::Value>)]) -> sip_script::abi::AvpStore {
+    let mut store = sip_script::abi::AvpStore::new();
+    for (name, vals) in avps {
+        // `push` adds on top: push the oldest first so the order survives.
+        for v in vals.iter().rev() {
+            store.push(name, v.clone());
+        }
+    }
+    store
+}
+
+/// A script AVP store in the transaction's form.
+fn saved_avps(store: &sip_script::abi::AvpStore) -> Vec<(String, Vec<sip_script::abi::Value>)> {
+    store
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_vec()))
+        .collect()
 }
 
 /// A throwaway state to swap in while the real one is lent to a route run.
@@ -1505,6 +1527,13 @@ pub fn on_reply(ctx: &mut Ctx<'_>) -> sip_script::abi::ReplyDisposition {
     {
         let reason =
             String::from_utf8_lossy(ctx.msg.reason_phrase().unwrap_or_default()).into_owned();
+        // The route sees the transaction's AVPs, the request's flags and the branch's
+        // flags; what it changes there goes back into the transaction (spec §5.1 step 5).
+        let tx_ctx = (
+            st.saved.flags,
+            st.cell.branch(i).map_or(0, |b| u64::from(b.bflags)),
+            avp_store(&st.saved.avps),
+        );
         {
             let m = ctx.msg_data_mut::<TmMsg>();
             let ph = placeholder(&st);
@@ -1517,6 +1546,11 @@ pub fn on_reply(ctx: &mut Ctx<'_>) -> sip_script::abi::ReplyDisposition {
             });
         }
         ctx.drop = false;
+        let own = (
+            std::mem::replace(&mut ctx.flags, tx_ctx.0),
+            std::mem::replace(&mut ctx.bflags, tx_ctx.1),
+            std::mem::replace(&mut ctx.avps, tx_ctx.2),
+        );
         let out = ctx.run_route(route);
         if let sip_script::Outcome::Error(e) = out {
             ctx.log(LogLevel::Err, "tm", &format!("onreply_route: {e}"));
@@ -1525,6 +1559,12 @@ pub fn on_reply(ctx: &mut Ctx<'_>) -> sip_script::abi::ReplyDisposition {
         if let Some(b) = ctx.msg_data_mut::<TmMsg>().active.take() {
             st = *b;
         }
+        set_flags(&mut st, ctx.flags);
+        if let Some(b) = st.cell.branch_mut(i) {
+            b.bflags = ctx.bflags as u32;
+        }
+        st.saved.avps = saved_avps(&ctx.avps);
+        (ctx.flags, ctx.bflags, ctx.avps) = own;
     }
     let mut edits = ctx.edits.clone();
     edits.remove_top_via();
