@@ -1,21 +1,35 @@
-//! Cost of the request_route of `etc/siplab.cfg` (the lab's default config) with the real
-//! modules over a parsed ~700-byte INVITE addressed to the proxy (issue 3: ≤ 2 µs).
+//! Cost of the request_route of `etc/siplab.cfg` (the lab's default config, stateful with tm)
+//! with the real modules over a parsed ~700-byte INVITE addressed to the proxy (issue 3:
+//! ≤ 2 µs), and of `etc/examples/stateless-lab.cfg` (the former default, stateless forward).
 //!
-//! Timed per iteration: `Ctx::new` + `Script::run_request` over an already parsed message,
-//! with a fresh [`TestHost`] built outside the timed part (criterion `iter_batched_ref`, so
-//! building and dropping the host is not timed). Inside the timed part the route runs
+//! Timed per iteration, as a worker does per request: `Ctx::new`, `set_script`,
+//! `Script::run_request` and `Script::run_post_script` over an already parsed message. Not
+//! timed: building and parsing the message (every iteration gets a new Via branch and
+//! Call-ID, so tm sees a new transaction, not a retransmission), building and dropping the
+//! fresh [`TestHost`], and the timer ticks that expire the transactions every
+//! [`PURGE_EVERY`] iterations so the shm table never fills. The route runs
 //! mf_process_maxfwd_header, sanity_check, the `xlog("L_INFO", ...)` line (enabled at
-//! `debug=2`: formatted and handed to the host, which records it as a String), has_totag,
-//! is_method, record_route, `uri == myself`, `$du = GW` and forward(), which prints the
-//! message with its edits and hands the bytes to the host (recorded as a Vec copy).
+//! `debug=2`: formatted and handed to the host, which records it as a String), is_method,
+//! t_check_trans, has_totag, record_route, `uri == myself`, `$du = GW` and t_relay (100 Trying
+//! upstream, the INVITE printed with its edits to the gateway; the host records both sends
+//! as byte copies) — or forward() in the stateless cfg. Two `Instant::now()` calls per
+//! iteration are inside the measured time (tens of ns).
 use std::hint::black_box;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
-use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group, criterion_main};
 use sip_msg::Message;
+use sip_script::abi::{Millis, Source};
 use sip_script::testhost::TestHost;
-use sip_script::{Ctx, FsLoader, Outcome, RouteKind};
+use sip_script::{Ctx, FsLoader, Outcome, RouteKind, Runtime, Script};
+use sip_shm::Region;
+
+/// Transactions live in shm until their timers expire: tick them away this often.
+const PURGE_EVERY: u64 = 256;
+/// Far enough past fr_timer (30 s) and wt_timer (5 s) for every transaction to be freed.
+const PURGE_STEP_MS: u64 = 200_000;
 
 const SDP: &str = "v=0\r\n\
 o=alice 2890844526 2890844526 IN IP4 192.0.2.10\r\n\
@@ -26,15 +40,16 @@ m=audio 49172 RTP/AVP 0\r\n\
 a=rtpmap:0 PCMU/8000\r\n";
 
 /// An initial INVITE for this proxy (R-URI 127.0.0.1:5060, so `uri == myself`) from a UAC
-/// at 192.0.2.10:5091, shaped like a SIPp/softphone INVITE with SDP.
-fn invite() -> Vec<u8> {
+/// at 192.0.2.10:5091, shaped like a SIPp/softphone INVITE with SDP; `n` makes the Via
+/// branch and Call-ID unique.
+fn invite(n: u64) -> Vec<u8> {
     format!(
         "INVITE sip:bob@127.0.0.1:5060 SIP/2.0\r\n\
-Via: SIP/2.0/UDP 192.0.2.10:5091;branch=z9hG4bK-2231-1-0;rport\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5091;branch=z9hG4bK-{n:08}-1-0;rport\r\n\
 Max-Forwards: 70\r\n\
 From: \"Alice\" <sip:alice@atlanta.example.com>;tag=2231SIPpTag001\r\n\
 To: Bob <sip:bob@127.0.0.1:5060>\r\n\
-Call-ID: 1-2231@192.0.2.10\r\n\
+Call-ID: {n:08}-2231@192.0.2.10\r\n\
 CSeq: 1 INVITE\r\n\
 Contact: <sip:alice@192.0.2.10:5091;transport=udp>\r\n\
 Allow: INVITE, ACK, CANCEL, BYE, OPTIONS\r\n\
@@ -50,61 +65,164 @@ Content-Length: {}\r\n\
     .into_bytes()
 }
 
-fn bench(c: &mut Criterion) {
-    let cfg_path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../etc/siplab.cfg");
-    let cfg = sip_script::load(&cfg_path, &[], &FsLoader)
-        .unwrap_or_else(|e| panic!("load {}: {e}", cfg_path.display()));
-    let script = sip_script::compile(&cfg, sip_modules::all_modules())
-        .unwrap_or_else(|e| panic!("compile {}: {e:?}", cfg_path.display()));
-    let mut rt = script.new_runtime();
-    script
-        .init_modules(&mut rt)
-        .unwrap_or_else(|e| panic!("init: {e}"));
-    let bytes = invite();
-    assert!(
-        (600..=800).contains(&bytes.len()),
-        "bench message is {} bytes",
-        bytes.len()
-    );
-    let msg = Message::parse(bytes).unwrap_or_else(|e| panic!("parse: {e}"));
-    let src = TestHost::source(SocketAddr::from(([192, 0, 2, 10], 5091)));
+/// A compiled cfg, one worker runtime over a heap shm region, and a virtual clock.
+struct Worker {
+    script: &'static Script,
+    rt: Runtime,
+    src: Source,
+    now_ms: u64,
+    next_call: u64,
+}
 
-    // One checked run: the call takes the forward path to the gateway and logs one line.
-    let mut host = TestHost::new();
-    {
-        let mut ctx = Ctx::new(&mut rt, &mut host, &msg, src.clone(), RouteKind::Request);
-        let outcome = script.run_request(&mut ctx);
+impl Worker {
+    fn new(cfg_path: &Path) -> Worker {
+        let cfg = sip_script::load(cfg_path, &[], &FsLoader)
+            .unwrap_or_else(|e| panic!("load {}: {e}", cfg_path.display()));
+        let script = sip_script::compile(&cfg, sip_modules::all_modules())
+            .unwrap_or_else(|e| panic!("compile {}: {}", cfg_path.display(), cfg.render(&e)));
+        let script: &'static Script = Box::leak(Box::new(script));
+        // As in the binary: mod_init runs with the shm region mapped (tm builds its table).
+        let region: &'static Region = Box::leak(Box::new(
+            Region::heap(8 << 20).unwrap_or_else(|e| panic!("heap region: {e}")),
+        ));
+        let mut rt = script.new_runtime();
+        rt.set_shm(region);
+        script
+            .init_modules(&mut rt)
+            .unwrap_or_else(|e| panic!("init: {e}"));
+        Worker {
+            script,
+            rt,
+            src: TestHost::source(SocketAddr::from(([192, 0, 2, 10], 5091))),
+            now_ms: 1_000,
+            next_call: 0,
+        }
+    }
+
+    /// A fresh parsed INVITE and a fresh host at the current time (not timed).
+    fn prepare(&mut self) -> (Message, TestHost) {
+        self.next_call += 1;
+        let msg = Message::parse(invite(self.next_call)).unwrap_or_else(|e| panic!("parse: {e}"));
+        let mut host = TestHost::new();
+        host.now = Millis(self.now_ms);
+        (msg, host)
+    }
+
+    /// What a worker runs per request.
+    fn run(&mut self, msg: &Message, host: &mut TestHost) -> Outcome {
+        let mut ctx = Ctx::new(
+            &mut self.rt,
+            host,
+            msg,
+            self.src.clone(),
+            RouteKind::Request,
+        );
+        ctx.set_script(self.script);
+        let outcome = self.script.run_request(&mut ctx);
+        self.script.run_post_script(&mut ctx);
+        outcome
+    }
+
+    /// Advances the clock past every transaction timer and lets the timer hooks free them.
+    fn purge(&mut self) {
+        self.now_ms += PURGE_STEP_MS;
+        let mut host = TestHost::new();
+        host.now = Millis(self.now_ms);
+        self.script.run_timers(&mut self.rt, &mut host);
+    }
+
+    /// Times `iters` requests (each one new), purging transactions outside the timing.
+    fn timed(&mut self, iters: u64) -> Duration {
+        let mut total = Duration::ZERO;
+        for i in 0..iters {
+            let (msg, mut host) = self.prepare();
+            let start = Instant::now();
+            let outcome = self.run(black_box(&msg), &mut host);
+            total += start.elapsed();
+            black_box(outcome);
+            if i % PURGE_EVERY == PURGE_EVERY - 1 {
+                self.purge();
+            }
+        }
+        self.purge();
+        total
+    }
+}
+
+fn etc(rel: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../etc")
+        .join(rel)
+}
+
+/// The sends of one run: (destination, first line).
+fn sends(host: &TestHost) -> Vec<(SocketAddr, String)> {
+    host.sent
+        .iter()
+        .map(|s| {
+            let text = String::from_utf8_lossy(&s.bytes);
+            (s.dst, text.lines().next().unwrap_or_default().to_string())
+        })
+        .collect()
+}
+
+const UAC: ([u8; 4], u16) = ([192, 0, 2, 10], 5091);
+const GW: ([u8; 4], u16) = ([127, 0, 0, 1], 5070);
+
+fn bench(c: &mut Criterion) {
+    let log_line = "INVITE sip:bob@127.0.0.1:5060 from 192.0.2.10:5091 (worker 4242)\n";
+    let invite_line = "INVITE sip:bob@127.0.0.1:5060 SIP/2.0".to_string();
+    assert!(
+        (600..=800).contains(&invite(0).len()),
+        "bench message is {} bytes",
+        invite(0).len()
+    );
+
+    // Stateful etc/siplab.cfg: 100 Trying upstream, the INVITE to the gateway, one log line.
+    let mut stateful = Worker::new(&etc("siplab.cfg"));
+    // Many checked runs across purges: every request takes the t_relay path (a full table
+    // would answer 500 instead).
+    for i in 0..3 * PURGE_EVERY {
+        let (msg, mut host) = stateful.prepare();
+        let outcome = stateful.run(&msg, &mut host);
         assert!(
             matches!(outcome, Outcome::Exit { drop: false, .. }),
             "{outcome:?}"
         );
+        let out = sends(&host);
+        assert_eq!(out.len(), 2, "{out:?} logs: {:?}", host.log_texts());
+        assert_eq!(out[0].0, SocketAddr::from(UAC));
+        assert!(out[0].1.starts_with("SIP/2.0 100 "), "{out:?}");
+        assert_eq!(out[1], (SocketAddr::from(GW), invite_line.clone()));
+        assert_eq!(host.log_texts(), [log_line]);
+        if i % PURGE_EVERY == PURGE_EVERY - 1 {
+            stateful.purge();
+        }
     }
-    assert_eq!(host.sent.len(), 1, "logs: {:?}", host.log_texts());
-    assert_eq!(
-        host.sent.first().map(|s| s.dst),
-        Some(SocketAddr::from(([127, 0, 0, 1], 5070))),
-        "forwarded to GW"
-    );
-    assert_eq!(
-        host.log_texts(),
-        ["INVITE sip:bob@127.0.0.1:5060 from 192.0.2.10:5091 (worker 4242)\n"]
+    c.bench_function(
+        "siplab.cfg (stateful) request_route INVITE to myself",
+        |b| b.iter_custom(|iters| stateful.timed(iters)),
     );
 
-    c.bench_function("siplab.cfg request_route INVITE to myself", |b| {
-        b.iter_batched_ref(
-            TestHost::new,
-            |host| {
-                let mut ctx = Ctx::new(
-                    &mut rt,
-                    host,
-                    black_box(&msg),
-                    src.clone(),
-                    RouteKind::Request,
-                );
-                black_box(script.run_request(&mut ctx))
-            },
-            BatchSize::SmallInput,
-        )
+    // The former default, etc/examples/stateless-lab.cfg: forward() to the gateway.
+    let mut stateless = Worker::new(&etc("examples/stateless-lab.cfg"));
+    {
+        let (msg, mut host) = stateless.prepare();
+        let outcome = stateless.run(&msg, &mut host);
+        assert!(
+            matches!(outcome, Outcome::Exit { drop: false, .. }),
+            "{outcome:?}"
+        );
+        assert_eq!(
+            sends(&host),
+            [(SocketAddr::from(GW), invite_line.clone())],
+            "logs: {:?}",
+            host.log_texts()
+        );
+        assert_eq!(host.log_texts(), [log_line]);
+    }
+    c.bench_function("stateless-lab.cfg request_route INVITE to myself", |b| {
+        b.iter_custom(|iters| stateless.timed(iters))
     });
 }
 
