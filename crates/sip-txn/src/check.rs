@@ -70,7 +70,9 @@ impl CheckTrans {
             CheckedMessage::Cancel {
                 invite_found: false,
             } => CheckTrans::CancelTargetNotFound,
-            CheckedMessage::Request(Match::AckToNegative) => CheckTrans::AckAbsorbed,
+            CheckedMessage::Request(Match::AckToNegative | Match::AckToLocal2xx) => {
+                CheckTrans::AckAbsorbed
+            }
             CheckedMessage::Request(Match::E2eAck) => CheckTrans::E2eAck,
             CheckedMessage::Request(Match::Retransmission) => CheckTrans::Retransmission,
             // A CANCEL cell for this request is not its transaction.
@@ -132,6 +134,12 @@ mod tests {
     #[test]
     fn check_trans_ack_to_negative_is_absorbed_and_ends_script() {
         let c = req(CheckedMessage::Request(Match::AckToNegative));
+        assert_eq!((c, c.return_code()), (CheckTrans::AckAbsorbed, 0));
+    }
+
+    #[test]
+    fn check_trans_ack_to_local_2xx_is_absorbed_and_ends_script() {
+        let c = req(CheckedMessage::Request(Match::AckToLocal2xx));
         assert_eq!((c, c.return_code()), (CheckTrans::AckAbsorbed, 0));
     }
 

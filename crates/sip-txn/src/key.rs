@@ -189,10 +189,21 @@ pub enum Match {
     Retransmission,
     /// ACK for a negative (≥300) final of this INVITE: absorb it, stop reply retransmission.
     AckToNegative,
-    /// ACK to a 2xx that matched by dialog (local 2xx or E2E-ACK callbacks).
+    /// ACK to the 2xx this cell sent itself (`t_reply(200)`), matched by dialog: absorb it,
+    /// stop the 2xx retransmission (spec §3.2, §6.3).
+    AckToLocal2xx,
+    /// ACK to a relayed 2xx that matched by dialog (E2E-ACK callbacks).
     E2eAck,
     /// A CANCEL transaction for this (non-CANCEL) request already exists: born canceled.
     CancelExists,
+}
+
+impl Match {
+    /// An ACK the transaction absorbs (to its negative final or to its own 2xx).
+    #[must_use]
+    pub fn is_absorbed_ack(self) -> bool {
+        matches!(self, Match::AckToNegative | Match::AckToLocal2xx)
+    }
 }
 
 fn method_of(key: &RequestKey<'_>) -> Method {
@@ -230,10 +241,13 @@ fn dialog_ack_matches(req: &RequestKey<'_>, cell: &Candidate<'_>) -> bool {
 
 /// ACK against an INVITE cell that has sent nothing final or a 2xx (spec §2.4 A.3).
 fn ack_to_non_negative(req: &RequestKey<'_>, cell: &Candidate<'_>, cfg: &MatchConfig) -> Match {
-    if (cell.locally_replied || cfg.e2e_ack_callbacks) && dialog_ack_matches(req, cell) {
-        Match::E2eAck
-    } else {
+    let local_2xx = cell.locally_replied && (200..300).contains(&cell.uas_status);
+    if !(local_2xx || cfg.e2e_ack_callbacks) || !dialog_ack_matches(req, cell) {
         Match::NoMatch
+    } else if local_2xx {
+        Match::AckToLocal2xx
+    } else {
+        Match::E2eAck
     }
 }
 
@@ -585,7 +599,12 @@ mod tests {
         let mut c = cell(invite(), 200);
         c.locally_replied = true;
         c.local_to_tag = b"ourtag";
-        assert_eq!(match_request(&ack, &c, &CFG), Match::E2eAck);
+        assert_eq!(match_request(&ack, &c, &CFG), Match::AckToLocal2xx);
+        assert!(Match::AckToLocal2xx.is_absorbed_ack());
+        // Before the local 2xx (a local 180 only) nothing is absorbed.
+        c.uas_status = 180;
+        assert_eq!(match_request(&ack, &c, &CFG), Match::NoMatch);
+        c.uas_status = 200;
         ack.to_tag = b"other";
         assert_eq!(match_request(&ack, &c, &CFG), Match::NoMatch);
         // With E2E callbacks the relayed 2xx's ACK is looked up by dialog too.

@@ -335,3 +335,81 @@ fn failure_route_in_the_timer_process_sees_request_flags_and_avps() {
         timer.logs()
     );
 }
+
+/// INVITEs answered locally with `t_reply(200)`; the ACK goes through `t_check_trans` (user
+/// `check`) or straight to `t_relay` (any other user).
+const LOCAL_2XX: &str = r#"
+debug=3
+loadmodule "tm.so"
+loadmodule "textops.so"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+request_route {
+    if (is_method("ACK")) {
+        if ($fU == "check") {
+            if (t_check_trans()) {
+                xlog("L_INFO", "ACK continues\n");
+            }
+            exit;
+        }
+        t_relay("10.0.0.20", 5070);
+        exit;
+    }
+    t_newtran();
+    t_reply(200, "OK");
+}
+"#;
+
+/// Runs the local-2xx call for a From user; returns (200s retransmitted before the ACK,
+/// what the ACK caused, 200s retransmitted after it).
+fn local_2xx_call(from_user: &str) -> (usize, Vec<Out>, usize, Vec<String>) {
+    let lab = Lab::new(LOCAL_2XX);
+    let mut w = lab.worker();
+    let mut timer = lab.worker();
+    let invite = INVITE.replacen("sip:alice@", &format!("sip:{from_user}@"), 1);
+    w.at(0).request(&invite, UAC);
+    let out = w.take();
+    let ok = to(&out, UAC)
+        .into_iter()
+        .find(|o| o.first_line() == "SIP/2.0 200 OK")
+        .unwrap_or_else(|| panic!("no local 200: {out:?}"))
+        .clone();
+    let before = run_timer(&mut timer, 0, 700).len();
+    let ack = ack_2xx(&super::lab::to_tag(&ok.text)).replacen(
+        "sip:alice@",
+        &format!("sip:{from_user}@"),
+        1,
+    );
+    w.at(700).request(&ack, UAC);
+    let caused = w.take();
+    let after = run_timer(&mut timer, 700, 4_000).len();
+    (
+        before,
+        caused,
+        after,
+        w.logs().iter().map(|l| l.to_string()).collect(),
+    )
+}
+
+#[test]
+fn ack_to_a_local_2xx_ends_the_script_in_t_check_trans_and_stops_the_retransmission() {
+    let (before, caused, after, logs) = local_2xx_call("check");
+    assert_eq!(before, 1, "the local 200 is retransmitted until ACK");
+    assert!(caused.is_empty(), "{caused:?}");
+    assert!(
+        !logs.iter().any(|l| l == "ACK continues\n"),
+        "t_check_trans returned 0: {logs:?}"
+    );
+    assert_eq!(after, 0, "no 200 retransmission after the ACK");
+}
+
+#[test]
+fn ack_to_a_local_2xx_is_absorbed_by_t_relay() {
+    let (before, caused, after, _) = local_2xx_call("alice");
+    assert_eq!(before, 1);
+    assert!(
+        caused.is_empty(),
+        "not forwarded, 200 not re-sent: {caused:?}"
+    );
+    assert_eq!(after, 0);
+}

@@ -1080,7 +1080,7 @@ pub fn get_or_create(ctx: &mut Ctx<'_>, tm: &Tm) -> Result<Got, (u16, String)> {
                 return Ok(Got::Retransmission);
             };
             let n = now(ctx);
-            let got = if m == sip_txn::Match::AckToNegative {
+            let got = if m.is_absorbed_ack() {
                 st.cell.ack_received(n);
                 Got::AckAbsorbed
             } else {
@@ -1311,8 +1311,8 @@ pub fn relay_ack(ctx: &mut Ctx<'_>, tm: &Tm, host_port: Option<(String, u16)>) -
         if let Ok(key) = OwnedKey::of(ctx.msg) {
             let rk = key.key();
             let bucket = sip_txn::bucket_of(rk.call_id, rk.cseq_num, table.hash_size());
-            if let Ok(Some((cell, sip_txn::Match::AckToNegative))) =
-                table.lookup_request(bucket, &rk, &tm.mcfg)
+            if let Ok(Some((cell, m))) = table.lookup_request(bucket, &rk, &tm.mcfg)
+                && m.is_absorbed_ack()
             {
                 if let Ok((mut g, _)) = cell.lock() {
                     if let Some(mut st) = load(&cell, &g) {

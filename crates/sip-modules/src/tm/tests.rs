@@ -449,7 +449,7 @@ Content-Length: 0\r\n\r\n"
             .unwrap_or_else(|e| panic!("{e}"))
             .map(|(_, m)| m)
     };
-    assert_eq!(ack_with(&tag), Some(Match::E2eAck));
+    assert_eq!(ack_with(&tag), Some(Match::AckToLocal2xx));
     assert_eq!(ack_with("someone-else"), None);
     drop(cell);
 }
