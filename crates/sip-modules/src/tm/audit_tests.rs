@@ -413,3 +413,98 @@ fn ack_to_a_local_2xx_is_absorbed_by_t_relay() {
     );
     assert_eq!(after, 0);
 }
+
+/// `t_check_trans` on replies: in the core reply_route and in onreply_route.
+const CHECK_REPLY: &str = r#"
+debug=3
+loadmodule "tm.so"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+reply_route {
+    if (t_check_trans()) {
+        xlog("L_INFO", "core $rs found\n");
+    } else {
+        xlog("L_INFO", "core $rs unknown\n");
+    }
+}
+request_route {
+    t_on_reply("R");
+    $du = "sip:10.0.0.20:5070";
+    t_relay();
+}
+onreply_route[R] {
+    if (t_check_trans()) {
+        xlog("L_INFO", "onreply $rs found\n");
+    }
+}
+"#;
+
+#[test]
+fn t_check_trans_on_a_reply_looks_up_its_transaction_in_reply_route_and_onreply_route() {
+    let lab = Lab::new(CHECK_REPLY);
+    let mut w = lab.worker();
+    w.request(INVITE, UAC);
+    let fwd = to(&w.take(), GW1)[0].clone();
+    w.reply(&reply_to(&fwd, 180, "Ringing", "gw", &[]), GW1);
+    let logs = w.logs();
+    assert!(logs.contains(&"core 180 found\n"), "{logs:?}");
+    assert!(logs.contains(&"onreply 180 found\n"), "{logs:?}");
+    // A reply whose branch is not ours (another call): no transaction.
+    let stray = reply_to(&fwd, 200, "OK", "gw", &[])
+        .replacen("Call-ID: call-1@", "Call-ID: other@", 1)
+        .replacen(".0\r\n", ".7\r\n", 1);
+    assert_eq!(
+        w.reply(&stray, GW1),
+        sip_script::abi::ReplyDisposition::Forward
+    );
+    assert!(w.logs().contains(&"core 200 unknown\n"), "{:?}", w.logs());
+}
+
+/// The stock ACK idiom; a log line shows whether the script went on after t_check_trans.
+const ACK_IDIOM: &str = r#"
+debug=3
+loadmodule "tm.so"
+loadmodule "textops.so"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+request_route {
+    if (is_method("ACK")) {
+        if (t_check_trans()) {
+            xlog("L_INFO", "ACK went on\n");
+            t_relay();
+        }
+        exit;
+    }
+    $du = "sip:10.0.0.20:5070";
+    t_relay();
+}
+"#;
+
+/// A 486 call whose ACK goes through [`ACK_IDIOM`]; returns the logs and what the ACK
+/// caused, and the 486 retransmissions after it.
+fn ack_idiom(dialect: &str) -> (Vec<String>, Vec<Out>, usize) {
+    let lab = Lab::new(&format!("{dialect}\n{ACK_IDIOM}"));
+    let mut w = lab.worker();
+    let mut timer = lab.worker();
+    w.at(0).request(INVITE, UAC);
+    let fwd = to(&w.take(), GW1)[0].clone();
+    w.at(10)
+        .reply(&reply_to(&fwd, 486, "Busy Here", "gw", &[]), GW1);
+    w.take();
+    w.at(100).request(&ack_for("gw"), UAC);
+    let caused = w.take();
+    let later = run_timer(&mut timer, 0, 4_000).len();
+    let logs = w.logs().iter().map(|l| l.to_string()).collect();
+    (logs, caused, later)
+}
+
+#[test]
+fn t_check_trans_on_a_hop_by_hop_ack_exits_under_kamailio_and_goes_on_under_opensips() {
+    let (logs, caused, later) = ack_idiom("");
+    assert!(!logs.iter().any(|l| l == "ACK went on\n"), "{logs:?}");
+    assert!(caused.is_empty() && later == 0, "{caused:?} {later}");
+    let (logs, caused, later) = ack_idiom("dialect=\"opensips\"");
+    assert!(logs.iter().any(|l| l == "ACK went on\n"), "{logs:?}");
+    assert!(caused.is_empty(), "t_relay absorbs it too: {caused:?}");
+    assert_eq!(later, 0, "the 486 retransmission stopped");
+}

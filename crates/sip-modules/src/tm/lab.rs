@@ -175,7 +175,9 @@ impl Worker {
         out
     }
 
-    /// A reply from `src` through the reply hooks (tm); `Forward` = stateless.
+    /// A reply from `src` through the core `reply_route` (if any; `drop` or 0 there
+    /// discards it) and then the reply hooks (tm), as the binary's worker does;
+    /// `Forward` = stateless.
     pub fn reply(&mut self, text: &str, src: &str) -> ReplyDisposition {
         let msg = Message::parse(text.as_bytes().to_vec()).unwrap_or_else(|e| panic!("{e}"));
         let mut ctx = Ctx::new(
@@ -186,6 +188,11 @@ impl Worker {
             RouteKind::Reply,
         );
         ctx.set_script(self.script);
+        if let Some(Outcome::Exit { drop: true, .. } | Outcome::Exit { ret: 0, .. }) =
+            self.script.run_named(RouteKind::Reply, None, &mut ctx)
+        {
+            return ReplyDisposition::Consumed;
+        }
         self.script.run_reply_hooks(&mut ctx)
     }
 

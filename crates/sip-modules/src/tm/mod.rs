@@ -69,7 +69,12 @@ static FUNCTIONS: [FunctionExport; 22] = [
         REQ_FAIL,
         w_t_reply
     ),
-    f!("t_check_trans", [], TX_ROUTES, w_t_check_trans),
+    f!(
+        "t_check_trans",
+        [],
+        TX_ROUTES.union(RouteKinds::REPLY),
+        w_t_check_trans
+    ),
     f!(
         "t_on_failure",
         [ArgKind::Route(RouteKind::Failure)],
@@ -407,12 +412,13 @@ fn w_t_reply(ctx: &mut Ctx<'_>, a: &[Arg]) -> i32 {
     engine::t_reply(ctx, &tm, code, &reason)
 }
 
-/// `t_check_trans()`: spec §3.2 exactly.
+/// `t_check_trans()`: spec §3.2 exactly. A reply is looked up wherever it is checked
+/// (core `reply_route` or onreply_route, Kamailio's ONREPLY type).
 fn w_t_check_trans(ctx: &mut Ctx<'_>, _a: &[Arg]) -> i32 {
     let Some(tm) = tm_of(ctx) else {
         return no_tm(ctx);
     };
-    let kind = if ctx.route_kind == RouteKind::Request {
+    let kind = if ctx.route_kind == RouteKind::Request || !ctx.is_request() {
         sip_txn::RouteKind::Request
     } else {
         sip_txn::RouteKind::TransactionRoute
@@ -452,6 +458,13 @@ fn w_t_check_trans(ctx: &mut Ctx<'_>, _a: &[Arg]) -> i32 {
                         Ok(Some((cell, m))) => {
                             let decision = CheckTrans::decide(kind, CheckedMessage::Request(m));
                             act_on_match(ctx, &tm, &table, cell, decision);
+                            // OpenSIPS: a hop-by-hop ACK returns 1 and the script goes on
+                            // (spec §3.2 note, §9, §11 decision 3).
+                            if decision == CheckTrans::AckAbsorbed
+                                && ctx.core().dialect == Dialect::Opensips
+                            {
+                                return 1;
+                            }
                             return decision.return_code();
                         }
                         Ok(None) => CheckedMessage::Request(sip_txn::Match::NoMatch),
