@@ -249,6 +249,12 @@ impl Cell {
         self.on_branch
     }
 
+    /// Transaction-level onreply route (copied into each branch when it is created).
+    #[must_use]
+    pub fn reply_route(&self) -> RouteId {
+        self.on_reply
+    }
+
     /// `t_drop_replies()`: discard stored replies after the running failure_route.
     pub fn drop_replies(&mut self) {
         self.flags |= DROP_REPLIES;

@@ -508,3 +508,85 @@ fn t_check_trans_on_a_hop_by_hop_ack_exits_under_kamailio_and_goes_on_under_open
     assert!(caused.is_empty(), "t_relay absorbs it too: {caused:?}");
     assert_eq!(later, 0, "the 486 retransmission stopped");
 }
+
+/// `t_is_set` before and after the transaction exists, `$T_reply_code`/`t_check_status`
+/// in request_route and branch_route.
+const IS_SET: &str = r#"
+debug=3
+loadmodule "tm.so"
+loadmodule "tmx.so"
+loadmodule "pv.so"
+loadmodule "xlog.so"
+request_route {
+    xlog("L_INFO", "code none $T_reply_code\n");
+    if (t_check_status("0")) {
+        xlog("L_INFO", "status 0 without a transaction\n");
+    }
+    t_on_failure("F");
+    t_newtran();
+    t_on_reply("R");
+    t_on_branch("B");
+    if (t_is_set("onreply_route")) {
+        xlog("L_INFO", "set onreply\n");
+    }
+    if (t_is_set("failure_route")) {
+        xlog("L_INFO", "set failure\n");
+    }
+    if (t_is_set("branch_route")) {
+        xlog("L_INFO", "set branch\n");
+    }
+    t_reply(183, "Session Progress");
+    xlog("L_INFO", "code after $T_reply_code\n");
+    if (t_check_status("183")) {
+        xlog("L_INFO", "request status 183\n");
+    }
+    $du = "sip:10.0.0.20:5070";
+    t_relay();
+}
+branch_route[B] {
+    xlog("L_INFO", "branch code $T_reply_code\n");
+    if (t_check_status("18[0-9]")) {
+        xlog("L_INFO", "branch status 18x\n");
+    }
+}
+onreply_route[R] {
+    xlog("L_INFO", "onreply code $T_reply_code\n");
+}
+failure_route[F] {
+    xlog("L_INFO", "failure code $T_reply_code\n");
+}
+"#;
+
+#[test]
+fn t_is_set_reads_the_transaction_and_request_routes_see_the_code_sent_upstream() {
+    let lab = Lab::new(IS_SET);
+    let mut w = lab.worker();
+    w.request(INVITE, UAC);
+    let out = w.take();
+    let logs = w.logs();
+    for l in [
+        "code none 0\n",
+        "status 0 without a transaction\n",
+        "set onreply\n",
+        "set failure\n",
+        "set branch\n",
+        "code after 183\n",
+        "request status 183\n",
+        "branch code 183\n",
+        "branch status 18x\n",
+    ] {
+        assert!(logs.contains(&l), "{l:?} not in {logs:?}");
+    }
+    let fwd = to(&out, GW1)[0].clone();
+    let mut w2 = lab.worker();
+    w2.reply(&reply_to(&fwd, 180, "Ringing", "gw", &[]), GW1);
+    w2.reply(&reply_to(&fwd, 404, "Not Found", "gw", &[]), GW1);
+    let logs = w2.logs();
+    for l in [
+        "onreply code 180\n",
+        "onreply code 404\n",
+        "failure code 404\n",
+    ] {
+        assert!(logs.contains(&l), "{l:?} not in {logs:?}");
+    }
+}

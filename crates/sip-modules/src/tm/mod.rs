@@ -308,9 +308,7 @@ impl TmApi for TmApiImpl {
     }
 
     fn reply_code(&self, ctx: &Ctx<'_>) -> i32 {
-        ctx.msg_data::<TmMsg>()
-            .and_then(|m| m.reply.as_ref())
-            .map_or(0, |r| i32::from(r.code))
+        i32::from(reply_code_of(ctx))
     }
 }
 
@@ -554,45 +552,67 @@ fn truth(b: bool) -> i32 {
     if b { 1 } else { -1 }
 }
 
+/// `t_is_set(kind)`: the transaction's armed route once it exists, else the one armed
+/// for it on this message.
 fn w_t_is_set(ctx: &mut Ctx<'_>, a: &[Arg]) -> i32 {
     let what = a.first().and_then(Arg::const_str).unwrap_or("").to_string();
-    let pending = ctx
-        .msg_data::<TmMsg>()
-        .map(|m| (m.pending_failure, m.pending_branch, m.pending_reply));
     let from_cell = tm_of(ctx).and_then(|tm| {
         engine::with_state(ctx, &tm, |_, _, _, st| {
             (
                 st.cell.failure_route().is_some(),
                 st.cell.branch_route().is_some(),
+                st.cell.reply_route().is_some(),
             )
         })
     });
-    let (pf, pb, pr) = pending.unwrap_or((None, None, None));
+    let (failure, branch, reply) = from_cell.unwrap_or_else(|| {
+        ctx.msg_data::<TmMsg>().map_or((false, false, false), |m| {
+            (
+                m.pending_failure.is_some(),
+                m.pending_branch.is_some(),
+                m.pending_reply.is_some(),
+            )
+        })
+    });
     truth(match what.as_str() {
-        "failure_route" => pf.is_some() || from_cell.is_some_and(|c| c.0),
-        "branch_route" => pb.is_some() || from_cell.is_some_and(|c| c.1),
-        "onreply_route" => pr.is_some(),
+        "failure_route" => failure,
+        "branch_route" => branch,
+        "onreply_route" => reply,
         _ => false,
     })
 }
 
+/// The last status sent upstream for the message's transaction (0 without one).
+fn uas_status_of(ctx: &Ctx<'_>) -> u16 {
+    let Some(m) = ctx.msg_data::<TmMsg>() else {
+        return 0;
+    };
+    match (&m.active, &m.cell) {
+        (Some(st), _) => st.cell.uas_status(),
+        (None, Some(cell)) => cell.uas_status(),
+        (None, None) => 0,
+    }
+}
+
+/// `$T_reply_code` and what `t_check_status` matches (spec §8.7): the current reply in
+/// onreply/reply route, the winning one in failure_route, the last code sent upstream in
+/// request and branch route.
 fn reply_code_of(ctx: &Ctx<'_>) -> u16 {
+    if matches!(ctx.route_kind, RouteKind::Request | RouteKind::Branch) {
+        return uas_status_of(ctx);
+    }
     ctx.msg_data::<TmMsg>()
         .and_then(|m| m.reply.as_ref())
-        .map_or(0, |r| r.code)
+        .map(|r| r.code)
+        .or_else(|| ctx.msg.status_code())
+        .unwrap_or(0)
 }
 
 fn w_t_check_status(ctx: &mut Ctx<'_>, a: &[Arg]) -> i32 {
     let Some(Arg::Regex(re)) = a.first() else {
         return -1;
     };
-    let code = reply_code_of(ctx);
-    let code = if code == 0 {
-        ctx.msg.status_code().unwrap_or(0)
-    } else {
-        code
-    };
-    truth(re.is_match(&code.to_string()))
+    truth(re.is_match(&reply_code_of(ctx).to_string()))
 }
 
 /// `t_set_fr`/`t_set_retr`/`t_reset_fr`: on the transaction when it exists, else kept

@@ -900,6 +900,12 @@ impl CellRef {
         self.rec().map_or(0, |r| r.refs.load(Ordering::Acquire))
     }
 
+    /// The last status sent upstream, as mirrored for matching (readable without the lock).
+    pub fn uas_status(&self) -> u16 {
+        self.rec()
+            .map_or(0, |r| r.uas_status.load(Ordering::Acquire) as u16)
+    }
+
     /// Whether the cell is still in its bucket list.
     pub fn is_linked(&self) -> bool {
         self.rec()
