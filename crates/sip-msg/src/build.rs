@@ -60,9 +60,12 @@ pub fn build_reply(req: &Message, code: u16, reason: &[u8], opts: &ReplyOpts<'_>
             start: to.line.start,
             end: to.value.end,
         });
-        let has_tag = req.to().is_ok_and(|t| t.tag().is_some());
+        // The To value is decoded only when a tag might be added (not for 100 Trying).
+        let has_tag = || req.to().is_ok_and(|t| t.tag().is_some());
         match opts.to_tag {
-            Some(tag) if code >= 180 && !has_tag => put_line(&mut out, &[head, b";tag=", tag]),
+            Some(tag) if code >= 180 && !has_tag() => {
+                put_line(&mut out, &[head, b";tag=", tag]);
+            }
             _ => put_line(&mut out, &[head]),
         }
     }
