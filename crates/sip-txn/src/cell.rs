@@ -832,6 +832,19 @@ impl Cell {
             .min()
     }
 
+    /// `t_release()` (Kamailio `t_release_transaction`): stops every request, CANCEL and
+    /// reply retransmission and every FR timer, and puts the cell on the wait timer — it
+    /// still absorbs retransmissions and matches replies until then, but acts on no timer.
+    pub fn release(&mut self, now: Millis) {
+        let clock = self.clock();
+        for b in &mut self.branches[..usize::from(self.nr_branches)] {
+            b.cancel_replied();
+            b.stop_request_timers();
+        }
+        self.server.stop_retransmission();
+        self.server.put_on_wait(now, &clock);
+    }
+
     /// The wait timer fired but the cell is still referenced: keep it another wait period,
     /// up to 90 s (`TM_LIFETIME_LIMIT`).
     pub fn extend_wait(&mut self, now: Millis) -> WaitExtension {

@@ -142,6 +142,11 @@ impl ServerTx {
         }
     }
 
+    /// Stops reply retransmission (`t_release`).
+    pub(crate) fn stop_retransmission(&mut self) {
+        self.retr_at = Deadline::NONE;
+    }
+
     /// The ACK for our final arrived: stop reply retransmission.
     pub(crate) fn ack_received(&mut self) {
         self.retr_at = Deadline::NONE;

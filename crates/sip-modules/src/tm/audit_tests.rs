@@ -590,3 +590,53 @@ fn t_is_set_reads_the_transaction_and_request_routes_see_the_code_sent_upstream(
         assert!(logs.contains(&l), "{l:?} not in {logs:?}");
     }
 }
+
+/// `t_release()` after a local reply (user `busy`) or after relaying (anyone else).
+const RELEASE: &str = r#"
+loadmodule "tm.so"
+loadmodule "pv.so"
+request_route {
+    if ($rU == "busy") {
+        t_newtran();
+        t_reply(486, "Busy Here");
+        t_release();
+        exit;
+    }
+    $du = "sip:10.0.0.20:5070";
+    t_relay();
+    t_release();
+}
+"#;
+
+#[test]
+fn t_release_keeps_absorbing_retransmissions_until_the_wait_timer() {
+    let lab = Lab::new(RELEASE);
+    let mut w = lab.worker();
+    let mut timer = lab.worker();
+    let invite = INVITE.replacen("sip:bob@", "sip:busy@", 1);
+    w.at(0).request(&invite, UAC);
+    assert_eq!(first_lines(&to(&w.take(), UAC)), ["SIP/2.0 486 Busy Here"]);
+    assert_eq!(lab.current(), 1, "still in the table");
+    // No reply retransmission on the wait timer, but a retransmitted INVITE is absorbed
+    // (the 486 re-sent) instead of making a second transaction.
+    assert!(run_timer(&mut timer, 0, 1_000).is_empty());
+    w.at(1_000).request(&invite, UAC);
+    assert_eq!(first_lines(&to(&w.take(), UAC)), ["SIP/2.0 486 Busy Here"]);
+    assert_eq!(lab.table().stat(super::table::Stat::Created), 1);
+    run_timer(&mut timer, 1_000, 5_100);
+    assert_eq!(lab.current(), 0, "deleted after wt_timer");
+}
+
+#[test]
+fn t_release_after_t_relay_still_matches_replies() {
+    let lab = Lab::new(RELEASE);
+    let mut w = lab.worker();
+    w.request(INVITE, UAC);
+    let fwd = to(&w.take(), GW1)[0].clone();
+    assert_eq!(
+        w.reply(&reply_to(&fwd, 180, "Ringing", "gw", &[]), GW1),
+        sip_script::abi::ReplyDisposition::Consumed,
+        "the reply still finds its transaction"
+    );
+    assert_eq!(first_lines(&to(&w.take(), UAC)), ["SIP/2.0 180 Ringing"]);
+}

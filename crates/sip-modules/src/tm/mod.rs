@@ -679,15 +679,15 @@ fn w_t_reset_fr(ctx: &mut Ctx<'_>, _a: &[Arg]) -> i32 {
     1
 }
 
-/// `t_release()`: the transaction is removed from the table (no more absorption).
+/// `t_release()`: the transaction goes on the wait timer (Kamailio
+/// `t_release_transaction`): its timers stop, but for `wt_timer` it still absorbs
+/// retransmissions and matches replies.
 fn w_t_release(ctx: &mut Ctx<'_>, _a: &[Arg]) -> i32 {
     let Some(tm) = tm_of(ctx) else {
         return no_tm(ctx);
     };
-    let r = engine::with_state(ctx, &tm, |_, table, cell, st| {
-        st.deleted = true;
-        let _ = table.unlink(cell);
-    });
+    let now = Millis(ctx.host.now().0);
+    let r = engine::with_state(ctx, &tm, |_, _, _, st| st.cell.release(now));
     if r.is_some() {
         ctx.msg_data_mut::<TmMsg>().handled = true;
     }

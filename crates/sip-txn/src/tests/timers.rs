@@ -329,3 +329,37 @@ fn next_deadline_is_none_after_delete() {
     run_until(&mut c, at(5_000), &cfg);
     assert_eq!(c.next_deadline(), None::<Millis>);
 }
+
+#[test]
+fn release_stops_every_timer_and_deletes_after_the_wait_period() {
+    let cfg = TmConfig::default();
+    let mut c = with_branches(invite_cell(&cfg), 2, &cfg);
+    c.release(at(100));
+    let fired = run_until(&mut c, at(200_000), &cfg);
+    // No retransmission, no FR, no 408: only the wait timer, wt_timer after the release.
+    assert_eq!(
+        fired.len(),
+        1,
+        "{:?}",
+        fired.iter().map(|f| f.at).collect::<Vec<_>>()
+    );
+    assert_eq!(fired[0].at, at(100 + u64::from(cfg.wait)));
+    assert_eq!(fired[0].actions, [Action::Delete]);
+}
+
+#[test]
+fn release_after_a_negative_final_stops_its_retransmission() {
+    let cfg = TmConfig::default();
+    let mut c = invite_cell(&cfg);
+    c.local_reply(486, at(0), &cfg).unwrap();
+    c.release(at(10));
+    let fired = run_until(&mut c, at(10_000), &cfg);
+    assert_eq!(
+        times_of(&fired, |a| *a == Action::RetransmitReply),
+        Vec::<u64>::new()
+    );
+    assert_eq!(
+        times_of(&fired, |a| *a == Action::Delete),
+        [u64::from(cfg.wait)]
+    );
+}
