@@ -2,7 +2,10 @@
 //! here, the project's only such crate: `fork` for the supervisor and the fork-based tests,
 //! and the process title.
 
-use nix::unistd::{ForkResult, Pid};
+use nix::sys::signal::{Signal, kill};
+use nix::sys::wait::{WaitStatus, waitpid};
+use nix::unistd::ForkResult;
+pub use nix::unistd::Pid;
 use std::io::{Seek, SeekFrom, Write};
 
 /// Which side of a fork we are on.
@@ -22,6 +25,48 @@ pub fn fork() -> nix::Result<Forked> {
     match unsafe { nix::unistd::fork() }? {
         ForkResult::Parent { child } => Ok(Forked::Parent { child }),
         ForkResult::Child => Ok(Forked::Child),
+    }
+}
+
+/// SIGKILLs `child` and waits for it (a test's forked child, a supervisor's hard stop).
+pub fn kill_and_reap(child: Pid) -> nix::Result<WaitStatus> {
+    match kill(child, Signal::SIGKILL) {
+        // Already gone (but maybe not reaped): reap it anyway.
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => waitpid(child, None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A forked child that is SIGKILLed and reaped when dropped, so a failing test never
+/// leaves a process behind.
+#[derive(Debug)]
+pub struct ChildGuard {
+    pid: Pid,
+    reaped: bool,
+}
+
+impl ChildGuard {
+    pub fn new(pid: Pid) -> ChildGuard {
+        ChildGuard { pid, reaped: false }
+    }
+
+    pub fn pid(&self) -> Pid {
+        self.pid
+    }
+
+    /// Kills and reaps the child now; its wait status.
+    pub fn kill_and_reap(&mut self) -> nix::Result<WaitStatus> {
+        let r = kill_and_reap(self.pid);
+        self.reaped = true;
+        r
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if !self.reaped {
+            let _ = kill_and_reap(self.pid);
+        }
     }
 }
 
