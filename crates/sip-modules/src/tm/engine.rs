@@ -185,14 +185,21 @@ fn mirror(st: &TxState) -> Mirror {
     }
 }
 
-/// Writes the state back and (re)schedules its next deadline. When the state grew and
-/// shm is exhausted the cell is abandoned ([`abandon`]) and the error returned.
-fn save(table: &Table, cell: &CellRef, g: &mut StateRef, st: &TxState) -> Result<(), TableError> {
+/// Writes the state back and (re)schedules its next deadline; buffers the step replaced
+/// are freed only now that the new state no longer lists them. When the state cannot be
+/// stored the cell is abandoned ([`abandon`]) and the error returned.
+pub(crate) fn save(
+    table: &Table,
+    cell: &CellRef,
+    g: &mut StateRef,
+    st: &mut TxState,
+) -> Result<(), TableError> {
     if let Err(e) = cell.store(g, &st.encode(), &mirror(st)) {
-        if e.is_exhausted() {
-            abandon(table, cell, g, st);
-        }
+        abandon(table, cell, g, st);
         return Err(e);
+    }
+    for b in st.retired.drain(..) {
+        table.free_buf(b);
     }
     if !st.deleted {
         if let Some(d) = st.cell.next_deadline() {
@@ -202,13 +209,15 @@ fn save(table: &Table, cell: &CellRef, g: &mut StateRef, st: &TxState) -> Result
     Ok(())
 }
 
-/// Shm ran out while a cell's state grew, so the state can no longer be kept. The cell
-/// must still free every buffer it owns now: the old blob's block has room for their
-/// list (a step adds a few 4-byte offsets; the blob it replaces held a whole cell
-/// encoding), so the blob becomes that list alone. It no longer decodes, so every
-/// process treats the cell as dead; it is unlinked and freed with its last reference.
-fn abandon(table: &Table, cell: &CellRef, g: &mut StateRef, st: &TxState) {
-    table.count(Stat::ShmExhausted, 1);
+/// The state can no longer be kept (shm ran out while it grew). The cell must still free
+/// every buffer it owns: its blob becomes their list alone, which no longer decodes, so
+/// every process treats the cell as dead; it is unlinked and freed with its last
+/// reference. Without room even for the list, the state is unpublished first (a crash
+/// then leaks instead of double-freeing) and everything is freed here.
+fn abandon(table: &Table, cell: &CellRef, g: &mut StateRef, st: &mut TxState) {
+    if !st.deleted {
+        table.count(Stat::ShmExhausted, 1);
+    }
     let bufs = st.buffers();
     let mut list = Vec::with_capacity(4 + 4 * bufs.len());
     {
@@ -218,12 +227,17 @@ fn abandon(table: &Table, cell: &CellRef, g: &mut StateRef, st: &TxState) {
             w.u32(*b);
         }
     }
-    if g.off == 0 || cell.store(g, &list, &mirror(st)).is_err() {
-        // No block to write into: nothing lists the buffers, so free them here.
+    if cell.store(g, &list, &mirror(st)).is_err() {
+        let old = cell.clear_state(g);
+        if old != 0 {
+            table.free_buf(old);
+        }
         for b in bufs {
             table.free_buf(b);
         }
-        g.len = 0;
+    }
+    for b in st.retired.drain(..) {
+        table.free_buf(b);
     }
     cell.mark_dead();
     let _ = table.unlink(cell);
@@ -234,12 +248,31 @@ fn load(cell: &CellRef, g: &StateRef) -> Option<TxState> {
     match TxState::decode(&blob) {
         Ok(st) => Some(st),
         Err(_) => {
-            // A crashed writer or corruption: never act on it again (its memory leaks).
+            // Corruption (the blob is replaced whole, so not a crashed writer): never act on
+            // it again (its memory leaks rather than risking a double free).
             cell.mark_dead();
             let _ = cell.table().unlink(cell);
             None
         }
     }
+}
+
+/// Takes a cell's reply lock and loads its state. When the previous holder died mid-step
+/// the published state is still whole (see [`CellRef::store`]) but what it mirrored for
+/// matching may be ahead of it and its deadline may be off the wheel: both are redone
+/// from the state. `None` when the lock fails or the cell is dead.
+pub fn lock_state(cell: &CellRef) -> Option<(sip_shm::ShmGuard<'static, StateRef>, TxState)> {
+    let (g, died) = cell.lock().ok()?;
+    let st = load(cell, &g)?;
+    if died {
+        let _ = cell.publish(&mirror(&st));
+        if !st.deleted {
+            if let Some(d) = st.cell.next_deadline() {
+                let _ = cell.table().schedule(cell, d.0);
+            }
+        }
+    }
+    Some((g, st))
 }
 
 fn count_final(table: &Table, code: u16) {
@@ -347,11 +380,12 @@ pub fn branch_request(table: &Table, st: &TxState, branch: u8) -> Option<Vec<u8>
     apply_branch_delta(&base, &delta)
 }
 
-/// Replaces `slot` by a new buffer holding `bytes` (the old one is freed).
-fn replace_buf(table: &Table, slot: &mut BufRef, bytes: &[u8]) {
+/// Replaces `slot` by a new buffer holding `bytes`; the old one is retired (freed once the
+/// state that no longer lists it is stored).
+fn replace_buf(table: &Table, slot: &mut BufRef, bytes: &[u8], retired: &mut Vec<u32>) {
     if let Ok(off) = table.alloc_buf(bytes) {
         if slot.is_some() {
-            table.free_buf(slot.0);
+            retired.push(slot.0);
         }
         *slot = BufRef(off);
     } else {
@@ -437,7 +471,7 @@ pub fn exec(
                 if let Some(c) = cur.filter(|c| c.branch == branch) {
                     if let Some(b) = st.cell.branch_mut(branch) {
                         let mut slot = b.reply;
-                        replace_buf(table, &mut slot, &c.relay);
+                        replace_buf(table, &mut slot, &c.relay, &mut st.retired);
                         b.reply = slot;
                     }
                 }
@@ -508,7 +542,7 @@ fn send_upstream(
         Err(e) => ctx.log(LogLevel::Err, "tm", &format!("reply not sent: {e}")),
     }
     let mut slot = st.cell.server().reply;
-    replace_buf(table, &mut slot, bytes);
+    replace_buf(table, &mut slot, bytes, &mut st.retired);
     st.cell.set_uas_reply(slot);
 }
 
@@ -674,7 +708,7 @@ fn send_cancel(
     let _ = ctx.host.send(Proto::Udp, h.dst, &cancel);
     if let Some(hh) = st.branches.get_mut(usize::from(branch)) {
         let mut slot = hh.cancel;
-        replace_buf(table, &mut slot, &cancel);
+        replace_buf(table, &mut slot, &cancel, &mut st.retired);
         hh.cancel = slot;
     }
 }
@@ -794,6 +828,7 @@ fn placeholder(st: &TxState) -> TxState {
         branches: Vec::new(),
         saved: Saved::default(),
         deleted: st.deleted,
+        retired: Vec::new(),
     }
 }
 
@@ -1075,8 +1110,7 @@ pub fn get_or_create(ctx: &mut Ctx<'_>, tm: &Tm) -> Result<Got, (u16, String)> {
         })?;
     match looked {
         Lookup::Found(cell, m) => {
-            let (mut g, _) = cell.lock().map_err(ctx_log_err)?;
-            let Some(mut st) = load(&cell, &g) else {
+            let Some((mut g, mut st)) = lock_state(&cell) else {
                 return Ok(Got::Retransmission);
             };
             let n = now(ctx);
@@ -1091,7 +1125,7 @@ pub fn get_or_create(ctx: &mut Ctx<'_>, tm: &Tm) -> Result<Got, (u16, String)> {
                 exec(ctx, tm, &table, &cell, &mut st, &acts, None, None);
                 Got::Retransmission
             };
-            let _ = save(&table, &cell, &mut g, &st);
+            let _ = save(&table, &cell, &mut g, &mut st);
             Ok(got)
         }
         Lookup::Created {
@@ -1137,7 +1171,7 @@ pub fn get_or_create(ctx: &mut Ctx<'_>, tm: &Tm) -> Result<Got, (u16, String)> {
                     c.arm_branch_route(b);
                 }
             }
-            let st = TxState {
+            let mut st = TxState {
                 cell: c,
                 src: ctx.src.addr,
                 local: ctx.src.local.addr,
@@ -1146,9 +1180,10 @@ pub fn get_or_create(ctx: &mut Ctx<'_>, tm: &Tm) -> Result<Got, (u16, String)> {
                 branches: Vec::new(),
                 saved: saved_of(ctx),
                 deleted: false,
+                retired: Vec::new(),
             };
-            if let Err(e) = save(&table, &cell, &mut guard, &st) {
-                table.free_buf(req.0);
+            if let Err(e) = save(&table, &cell, &mut guard, &mut st) {
+                // The cell owns `req` now (listed in its blob, or freed by `abandon`).
                 cell.mark_dead();
                 drop(guard);
                 let _ = table.unlink(&cell);
@@ -1196,10 +1231,9 @@ pub fn with_state<R>(
         return Some(r);
     }
     let cell = m.cell.as_ref().and_then(|c| c.clone_ref().ok())?;
-    let (mut g, _) = cell.lock().ok()?;
-    let mut st = load(&cell, &g)?;
+    let (mut g, mut st) = lock_state(&cell)?;
     let r = f(ctx, &table, &cell, &mut st);
-    if save(&table, &cell, &mut g, &st).is_err() {
+    if save(&table, &cell, &mut g, &mut st).is_err() {
         ctx.msg_data_mut::<TmMsg>().abandoned = true;
     }
     Some(r)
@@ -1268,7 +1302,12 @@ pub fn t_relay(ctx: &mut Ctx<'_>, tm: &Tm, host_port: Option<(String, u16)>) -> 
             if st.cell.branches().is_empty() && !ctx.edits.is_empty() {
                 // Lumps of request_route apply to every later branch (spec §5.4).
                 let mut slot = st.cell.request;
-                replace_buf(table, &mut slot, &ctx.msg.to_bytes(&ctx.edits));
+                replace_buf(
+                    table,
+                    &mut slot,
+                    &ctx.msg.to_bytes(&ctx.edits),
+                    &mut st.retired,
+                );
                 st.cell.request = slot;
             }
             if st.cell.branches().is_empty() {
@@ -1314,11 +1353,9 @@ pub fn relay_ack(ctx: &mut Ctx<'_>, tm: &Tm, host_port: Option<(String, u16)>) -
             if let Ok(Some((cell, m))) = table.lookup_request(bucket, &rk, &tm.mcfg)
                 && m.is_absorbed_ack()
             {
-                if let Ok((mut g, _)) = cell.lock() {
-                    if let Some(mut st) = load(&cell, &g) {
-                        st.cell.ack_received(now(ctx));
-                        let _ = save(&table, &cell, &mut g, &st);
-                    }
+                if let Some((mut g, mut st)) = lock_state(&cell) {
+                    st.cell.ack_received(now(ctx));
+                    let _ = save(&table, &cell, &mut g, &mut st);
                 }
                 return 1;
             }
@@ -1423,10 +1460,7 @@ pub fn relay_cancel(ctx: &mut Ctx<'_>, tm: &Tm, host_port: Option<(String, u16)>
             l
         })
         .collect();
-    let Ok((mut g, _)) = invite.lock() else {
-        return -1;
-    };
-    let Some(mut ist) = load(&invite, &g) else {
+    let Some((mut g, mut ist)) = lock_state(&invite) else {
         return -1;
     };
     let reason_buf = if reasons.is_empty() {
@@ -1438,7 +1472,7 @@ pub fn relay_cancel(ctx: &mut Ctx<'_>, tm: &Tm, host_port: Option<(String, u16)>
             .unwrap_or(BufRef::NONE)
     };
     if ist.cell.e2e_reason.is_some() && reason_buf.is_some() {
-        table.free_buf(ist.cell.e2e_reason.0);
+        ist.retired.push(ist.cell.e2e_reason.0);
         ist.cell.e2e_reason = BufRef::NONE;
     }
     let out = ist.cell.handle_cancel(reason_buf, now(ctx), &tm.cfg);
@@ -1449,7 +1483,7 @@ pub fn relay_cancel(ctx: &mut Ctx<'_>, tm: &Tm, host_port: Option<(String, u16)>
     let phrase = out.cancel_reply_reason.phrase().to_string();
     t_reply(ctx, tm, out.cancel_reply_code, &phrase);
     exec(ctx, tm, &table, &invite, &mut ist, &out.actions, None, None);
-    let _ = save(&table, &invite, &mut g, &ist);
+    let _ = save(&table, &invite, &mut g, &mut ist);
     1
 }
 
@@ -1482,17 +1516,14 @@ pub fn on_reply(ctx: &mut Ctx<'_>) -> sip_script::abi::ReplyDisposition {
         return Forward;
     };
     table.count(Stat::RplReceived, 1);
-    let Ok((mut g, _)) = cell.lock() else {
-        return Consumed;
-    };
-    let Some(mut st) = load(&cell, &g) else {
+    let Some((mut g, mut st)) = lock_state(&cell) else {
         return Consumed;
     };
     let n = now(ctx);
     let i = match m {
         sip_txn::ReplyMatch::CancelReply(i) => {
             let _ = st.cell.cancel_reply_received(i);
-            let _ = save(&table, &cell, &mut g, &st);
+            let _ = save(&table, &cell, &mut g, &mut st);
             return Consumed;
         }
         sip_txn::ReplyMatch::Branch(i) => i,
@@ -1517,7 +1548,7 @@ pub fn on_reply(ctx: &mut Ctx<'_>) -> sip_script::abi::ReplyDisposition {
         None,
     );
     if !step.proceed {
-        let _ = save(&table, &cell, &mut g, &st);
+        let _ = save(&table, &cell, &mut g, &mut st);
         return Consumed;
     }
     let mut dropped = false;
@@ -1579,7 +1610,7 @@ pub fn on_reply(ctx: &mut Ctx<'_>) -> sip_script::abi::ReplyDisposition {
     {
         exec(ctx, &tm, &table, &cell, &mut st, &acts, Some(&cur), None);
     }
-    let _ = save(&table, &cell, &mut g, &st);
+    let _ = save(&table, &cell, &mut g, &mut st);
     Consumed
 }
 
@@ -1653,10 +1684,7 @@ pub fn timer_tick(
     let n = host.now().0;
     let due = table.take_due(n).unwrap_or_default();
     for cell in due {
-        let Ok((mut g, _)) = cell.lock() else {
-            continue;
-        };
-        let Some(mut st) = load(&cell, &g) else {
+        let Some((mut g, mut st)) = lock_state(&cell) else {
             continue;
         };
         if st.deleted {
@@ -1665,7 +1693,7 @@ pub fn timer_tick(
         let Some(base) = read_msg(&table, st.cell.request) else {
             st.deleted = true;
             let _ = table.unlink(&cell);
-            let _ = save(&table, &cell, &mut g, &st);
+            let _ = save(&table, &cell, &mut g, &mut st);
             continue;
         };
         let src = source_of(&st);
@@ -1683,7 +1711,7 @@ pub fn timer_tick(
             exec(&mut ctx, &tm, &table, &cell, &mut st, &acts, None, None);
         }
         drop(ctx);
-        let _ = save(&table, &cell, &mut g, &st);
+        let _ = save(&table, &cell, &mut g, &mut st);
     }
 }
 

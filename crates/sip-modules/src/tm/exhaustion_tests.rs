@@ -1,6 +1,7 @@
 //! Shared-memory exhaustion end to end on the heap lab (issue 5 §2): "the request gets a
 //! 500 reply and a counter grows; nothing crashes or leaks".
 
+use sip_script::abi::ReplyDisposition;
 use sip_shm::{Region, ShmOff};
 
 use super::lab::{GW1, Lab, STATEFUL, UAC, Worker, reply_to, to};
@@ -39,8 +40,9 @@ fn squeeze(region: &Region, left: u64) -> Vec<ShmOff<u8>> {
     taken
 }
 
-/// One call: INVITE, then (if relayed) 180, 486 and the UAC's ACK. Returns the first
-/// line of every reply the UAC got.
+/// One call: INVITE, then (if relayed) 180 and 486. Returns the first line of every reply
+/// the UAC got — a reply tm leaves to the core (its cell was abandoned) counts as the
+/// core's stateless forward, as in the binary.
 fn call(w: &mut Worker, n: u32) -> Vec<String> {
     let inv = invite_700(n);
     w.request(&inv, UAC);
@@ -50,10 +52,15 @@ fn call(w: &mut Worker, n: u32) -> Vec<String> {
         .map(|o| o.first_line().to_string())
         .collect();
     if let Some(fwd) = to(&out, GW1).first().map(|o| (*o).clone()) {
-        w.reply(&reply_to(&fwd, 180, "Ringing", "gw", &[]), GW1);
-        w.reply(&reply_to(&fwd, 486, "Busy Here", "gw", &[]), GW1);
-        let out = w.take();
-        up.extend(to(&out, UAC).iter().map(|o| o.first_line().to_string()));
+        for (code, reason) in [(180, "Ringing"), (486, "Busy Here")] {
+            let reply = reply_to(&fwd, code, reason, "gw", &[]);
+            let stateless = w.reply(&reply, GW1) == ReplyDisposition::Forward;
+            let out = w.take();
+            up.extend(to(&out, UAC).iter().map(|o| o.first_line().to_string()));
+            if stateless {
+                up.push(format!("SIP/2.0 {code} {reason}"));
+            }
+        }
     }
     up
 }

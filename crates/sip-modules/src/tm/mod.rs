@@ -477,9 +477,7 @@ fn w_t_check_trans(ctx: &mut Ctx<'_>, _a: &[Arg]) -> i32 {
 
 /// Retransmission → re-send the last reply; ACK to a negative final → absorb.
 fn act_on_match(ctx: &mut Ctx<'_>, tm: &Tm, table: &Table, cell: table::CellRef, d: CheckTrans) {
-    let Ok((mut g, _)) = cell.lock() else { return };
-    let Ok(blob) = cell.load(&g) else { return };
-    let Ok(mut st) = state::TxState::decode(&blob) else {
+    let Some((mut g, mut st)) = engine::lock_state(&cell) else {
         return;
     };
     let now = Millis(ctx.host.now().0);
@@ -496,16 +494,7 @@ fn act_on_match(ctx: &mut Ctx<'_>, tm: &Tm, table: &Table, cell: table::CellRef,
         }
         _ => return,
     }
-    let mirror = table::Mirror {
-        uas_status: st.cell.uas_status(),
-        nr_branches: st.cell.branches().len() as u8,
-        cancel_sent: st.cell.reply_candidate().cancel_sent,
-        locally_replied: st.cell.server().locally_replied(),
-    };
-    let _ = cell.store(&mut g, &st.encode(), &mirror);
-    if let Some(dl) = st.cell.next_deadline() {
-        let _ = table.schedule(&cell, dl.0);
-    }
+    let _ = engine::save(table, &cell, &mut g, &mut st);
 }
 
 enum Arm {

@@ -44,6 +44,9 @@ pub struct TxState {
     pub saved: Saved,
     /// Set when the wait timer deleted the cell (never re-scheduled).
     pub deleted: bool,
+    /// Buffers this step replaced: the stored state still lists them, so they are freed
+    /// after the new state is stored (not encoded).
+    pub retired: Vec<u32>,
 }
 
 /// An address: family byte, 4 or 16 address bytes, port.
@@ -222,6 +225,7 @@ impl TxState {
                 avps,
             },
             deleted,
+            retired: Vec::new(),
         })
     }
 }

@@ -11,7 +11,7 @@
 //! * `CellRec::state` is the per-cell reply lock (Kamailio's `LOCK_REPLIES`) over the offset
 //!   of the **state blob**: `[n bufs][buf offsets][engine bytes]`. The buffer list says
 //!   which buffers the cell owns, so the last unref frees everything without knowing the
-//!   engine's format. Buffers are blocks `[u32 len][bytes]`.
+//!   engine's format. Buffers (the blob too) are blocks `[u32 len][bytes]`.
 //!
 //! # Locking and references
 //! Lock order: cell state lock → bucket lock, cell state lock → wheel lock. The bucket lock
@@ -19,12 +19,23 @@
 //! The bucket list owns one reference, the wheel one while linked, each lookup one
 //! ([`CellRef`] drops it). The last reference frees the state, its buffers and the record.
 //!
-//! # Repair
-//! A bucket lock whose holder died is repaired by walking the list, cutting it at the
-//! first entry that is not a valid cell of this bucket, and recounting: a half-inserted
-//! cell is never linked (link is the last, single store), so at worst it leaks. The wheel
-//! is repaired the same way. A cell whose state blob does not decode is treated as dead by
-//! the engine (unlinked; its memory leaks rather than risking a double free).
+//! # Repair (a worker died holding a lock)
+//! * Bucket: the list is walked; an entry that is not a cell of this bucket ends it (its
+//!   `next` cannot be trusted); a cell whose linked flag is already cleared was being
+//!   unlinked (`unlink` clears the flag, then splices): it is spliced out and the list's
+//!   reference dropped, and the walk goes on to the cells after it. The count is rebuilt.
+//!   A half-inserted cell is never linked (linking is the last, single store): it leaks.
+//! * Wheel: every reachable entry is kept and flagged as in the wheel — an entry whose
+//!   flag is cleared was being taken by a scan that died, so the wheel takes its
+//!   reference back and the cell fires at the next scan.
+//! * Cell state: the state blob is swapped as one offset after the new one is written and
+//!   old buffers are freed only after that swap, so the next holder finds a consistent
+//!   state; the engine re-publishes its mirror and re-schedules it. A state that does not
+//!   decode marks the cell dead (unlinked; its memory leaks rather than risking a double
+//!   free).
+
+#[cfg(test)]
+mod repair_tests;
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -92,10 +103,11 @@ shm_struct! {
 }
 
 shm_struct! {
-    /// Where a cell's state blob lives.
+    /// Where a cell's state blob lives: a buffer `[u32 len][bytes]` that is never written
+    /// in place. An update writes a new buffer and then swaps this one offset, so a holder
+    /// that dies mid-update leaves the old state or the new one, never a mix.
     pub struct StateRef {
         pub off: u32,
-        pub len: u32,
     }
 }
 
@@ -311,32 +323,47 @@ impl Table {
         Ok(g)
     }
 
+    /// Rebuilds a bucket list after its lock holder died (see the module doc).
     fn repair_bucket(&self, idx: u32, list: &mut BucketList) {
         let mut prev: Option<&CellRec> = None;
         let mut cur = list.first;
-        let mut n = 0;
-        while cur != 0 && n < MAX_BUCKET_WALK {
-            let ok = self
+        let mut kept = 0;
+        let mut walked = 0;
+        let mut half_unlinked = Vec::new();
+        while cur != 0 && walked < MAX_BUCKET_WALK {
+            walked += 1;
+            let Some(rec) = self
                 .rec(cur)
                 .ok()
-                .filter(|r| {
-                    r.bucket.load(Ordering::Relaxed) == idx
-                        && r.flags.load(Ordering::Relaxed) & F_LINKED != 0
-                })
-                .is_some();
-            if !ok {
+                .filter(|r| r.bucket.load(Ordering::Relaxed) == idx)
+            else {
                 break;
+            };
+            let next = rec.next.load(Ordering::Acquire);
+            if rec.flags.load(Ordering::Acquire) & F_LINKED == 0 {
+                // Finish the dead holder's unlink: splice it out, drop the list's reference.
+                match prev {
+                    Some(p) => p.next.store(next, Ordering::Release),
+                    None => list.first = next,
+                }
+                half_unlinked.push(cur);
+            } else {
+                kept += 1;
+                prev = Some(rec);
             }
-            n += 1;
-            let Ok(rec) = self.rec(cur) else { break };
-            prev = Some(rec);
-            cur = rec.next.load(Ordering::Acquire);
+            cur = next;
         }
-        match prev {
-            Some(p) => p.next.store(0, Ordering::Release),
-            None => list.first = 0,
+        if cur != 0 {
+            // An entry that is not a cell of this bucket (or a cycle): cut the list there.
+            match prev {
+                Some(p) => p.next.store(0, Ordering::Release),
+                None => list.first = 0,
+            }
         }
-        list.count = n;
+        list.count = kept;
+        for off in half_unlinked {
+            self.unref(off);
+        }
     }
 
     /// The key blob of a cell (immutable after creation).
@@ -596,9 +623,8 @@ impl Table {
 
     /// Number of cells linked in the table (walks every bucket; for tests and RPC).
     pub fn linked_cells(&self) -> u64 {
-        self.buckets
-            .iter()
-            .filter_map(|b| b.lock.lock().ok().map(|g| u64::from(g.count)))
+        (0..self.hash_size())
+            .filter_map(|i| self.lock_bucket(i).ok().map(|g| u64::from(g.count)))
             .sum()
     }
 
@@ -613,7 +639,7 @@ impl Table {
     fn free_cell(&self, off: u32, rec: &CellRec) {
         if let Ok(g) = rec.state.lock() {
             if g.off != 0 {
-                if let Ok(blob) = self.read_raw(g.off, g.len as usize) {
+                if let Ok(blob) = self.read_buf(g.off) {
                     for b in owned_buffers(&blob) {
                         let _ = self.region.free(ShmOff::<u8>::from_raw(b));
                     }
@@ -707,25 +733,28 @@ impl Table {
         }
     }
 
+    /// Rebuilds the wheel after its lock holder died (see the module doc).
     fn repair_wheel(&self, w: &mut WheelState) {
         for slot in 0..WHEEL_SLOTS {
             let mut prev: Option<&CellRec> = None;
             let mut cur = w.slots[slot];
             let mut n = 0;
             while cur != 0 && n < MAX_BUCKET_WALK {
-                match self.rec(cur) {
-                    Ok(r) if r.flags.load(Ordering::Relaxed) & F_IN_WHEEL != 0 => {
-                        prev = Some(r);
-                        cur = r.wheel_next.load(Ordering::Relaxed);
-                        n += 1;
-                    }
-                    _ => break,
-                }
+                let Ok(r) = self.rec(cur) else { break };
+                // Cleared by a scan that died before handing the cell on: the wheel owns
+                // its reference again (a `schedule` that died after linking had already
+                // taken one).
+                r.flags.fetch_or(F_IN_WHEEL, Ordering::AcqRel);
+                r.wheel_slot.store(slot as u32, Ordering::Relaxed);
+                prev = Some(r);
+                cur = r.wheel_next.load(Ordering::Relaxed);
+                n += 1;
             }
-            match prev {
-                Some(p) if cur != 0 => p.wheel_next.store(0, Ordering::Relaxed),
-                None => w.slots[slot] = 0,
-                _ => {}
+            if cur != 0 {
+                match prev {
+                    Some(p) => p.wheel_next.store(0, Ordering::Relaxed),
+                    None => w.slots[slot] = 0,
+                }
             }
         }
     }
@@ -773,9 +802,9 @@ impl Table {
     }
 }
 
-/// Tick number of a time in ms at 16 ticks/s.
+/// Tick number of a time in ms at 16 ticks/s (no overflow for any `ms`).
 pub fn tick_of(ms: u64) -> u64 {
-    ms * 16 / 1000
+    ms / 1000 * 16 + ms % 1000 * 16 / 1000
 }
 
 fn slot_of(due: u64) -> usize {
@@ -832,30 +861,26 @@ impl CellRef {
         if g.off == 0 {
             return Ok(Vec::new());
         }
-        Ok(self.table.read_raw(g.off, g.len as usize)?)
+        self.table.read_buf(g.off)
     }
 
-    /// Writes the state blob (reallocating when it grew) and mirrors what matching reads.
+    /// Replaces the state blob and mirrors what matching reads. Crash-safe: the new blob is
+    /// written to a fresh block and published by one offset store; the old block is freed
+    /// after it (a holder dying in between leaks it, never leaves a torn state).
     pub fn store(&self, g: &mut StateRef, blob: &[u8], m: &Mirror) -> Result<(), TableError> {
-        let region = self.table.region;
-        let fits = g.off != 0
-            && region
-                .block_capacity(ShmOff::<u8>::from_raw(g.off))
-                .is_ok_and(|cap| cap >= blob.len());
-        if fits {
-            region
-                .bytes(ShmOff::from_raw(g.off), blob.len())?
-                .write_from(blob);
-        } else {
-            let new = region.alloc_bytes(blob)?;
-            let old = g.off;
-            g.off = new.raw();
-            if old != 0 {
-                let _ = region.free(ShmOff::<u8>::from_raw(old));
-            }
+        let new = self.table.alloc_buf(blob)?;
+        std::sync::atomic::fence(Ordering::Release);
+        let old = std::mem::replace(&mut g.off, new);
+        if old != 0 {
+            self.table.free_buf(old);
         }
-        g.len = blob.len() as u32;
         self.publish(m)
+    }
+
+    /// Unpublishes the state (the cell then owns nothing) and returns the old blob's offset
+    /// for the caller to free.
+    pub fn clear_state(&self, g: &mut StateRef) -> u32 {
+        std::mem::replace(&mut g.off, 0)
     }
 
     /// Mirrors what matching reads without the cell lock. The lock holder calls it before
