@@ -21,6 +21,8 @@ mod gap_tests;
 #[cfg(test)]
 mod lab;
 #[cfg(test)]
+mod race_tests;
+#[cfg(test)]
 mod script_tests;
 #[cfg(test)]
 mod tests;
