@@ -12,11 +12,14 @@
 //! [`Cell::next_deadline`]); outputs are [`Action`] values. No sockets, clocks, threads or
 //! randomness; every state type is `Copy` with no pointers so it can live in shared memory.
 //!
-//! Memory: `Cell` = 584 B with all 12 branch slots embedded (`ClientTx` = 40 B, `ServerTx` =
-//! 24 B; deadlines are `u32` ms relative to the cell's birth). With a ~700 B received INVITE
-//! and a ~750 B branch copy an INVITE transaction needs ≈ 2034 B ≤ 2 KiB; the test
-//! `cell_and_branch_sizes_fit_the_shared_memory_budget` guards it. Variable-size data is
-//! referenced through [`BufRef`] handles the host resolves; routes are [`RouteId`]s.
+//! Memory: a `Cell` is 584 B in process memory (all 12 branch slots embedded), but what tm
+//! keeps in shared memory is its [`wire`] encoding, which holds only the branches in use:
+//! 97 B without a branch, +37 B per branch (134 B for a one-branch INVITE that relayed a
+//! 180). A whole open INVITE transaction for a ~700 B INVITE takes 1.7–2.0 KiB of shm —
+//! measured, with the per-block breakdown, in `benches/runs/2026-11-21/tm-shm.md`; the test
+//! `cell_and_branch_sizes_fit_the_shared_memory_budget` guards the cell's share.
+//! Variable-size data is referenced through [`BufRef`] handles the host resolves; routes
+//! are [`RouteId`]s.
 #![forbid(unsafe_code)]
 
 pub mod action;
