@@ -2,7 +2,7 @@
 
 use crate::branch::DEFAULT_MAX_BRANCHES;
 use crate::cancel::CancelBMethod;
-use crate::timer::{TimerValues, round_to_ticks};
+use crate::timer::{TICKS_PER_SECOND, TimerValues, round_to_ticks_at};
 
 /// What happens to replies stored from earlier legs after a failure_route run
 /// (`failure_reply_mode`, spec §5.4).
@@ -61,6 +61,9 @@ pub struct TmConfig {
     pub faked_reply_prio: u32,
     /// Core `max_branches` (1..=32).
     pub max_branches: u8,
+    /// Timer resolution in ticks per second (siplab core parameter `timer_hz`, default
+    /// Kamailio's 16): timer values are rounded up to whole ticks.
+    pub timer_hz: u32,
 }
 
 impl Default for TmConfig {
@@ -85,26 +88,33 @@ impl Default for TmConfig {
             e2e_cancel_reason: true,
             faked_reply_prio: 0,
             max_branches: DEFAULT_MAX_BRANCHES,
+            timer_hz: TICKS_PER_SECOND,
         }
     }
 }
 
 impl TmConfig {
-    /// Timer values a new transaction starts with, rounded up to 62.5 ms ticks as Kamailio
-    /// arms them.
+    /// Timer values a new transaction starts with, rounded up to whole ticks (62.5 ms at
+    /// the default 16 ticks/s) as Kamailio arms them.
     #[must_use]
     pub fn timer_values(&self, invite: bool) -> TimerValues {
         TimerValues {
-            t1: round_to_ticks(self.t1),
-            t2: round_to_ticks(self.t2),
-            fr: round_to_ticks(self.fr),
-            fr_inv: round_to_ticks(self.fr_inv),
-            wait: round_to_ticks(self.wait),
-            max_lifetime: round_to_ticks(if invite {
+            t1: self.round(self.t1),
+            t2: self.round(self.t2),
+            fr: self.round(self.fr),
+            fr_inv: self.round(self.fr_inv),
+            wait: self.round(self.wait),
+            max_lifetime: self.round(if invite {
                 self.max_inv_lifetime
             } else {
                 self.max_noninv_lifetime
             }),
         }
+    }
+
+    /// A millisecond value rounded up to this configuration's timer ticks.
+    #[must_use]
+    pub fn round(&self, ms: u32) -> u32 {
+        round_to_ticks_at(ms, self.timer_hz)
     }
 }

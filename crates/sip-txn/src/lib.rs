@@ -62,5 +62,8 @@ pub use key::{
 };
 pub use reply::{BranchOutcome, LocalReason, Pick, pick_winner, reply_priority};
 pub use server::{ServerState, ServerTx, WaitExtension};
-pub use timer::{Deadline, Millis, Ticks, TimerValues, round_to_ticks};
+pub use timer::{
+    Deadline, Millis, TICKS_PER_SECOND, TIMER_HZ_RANGE, Ticks, TimerValues, round_to_ticks,
+    round_to_ticks_at,
+};
 pub use wire::WireError;

@@ -18,33 +18,57 @@ impl Millis {
     }
 }
 
-/// Kamailio's timer resolution: 16 ticks per second (62.5 ms).
+/// Kamailio's timer resolution: 16 ticks per second (62.5 ms), the default of siplab's
+/// `timer_hz` core parameter.
 pub const TICKS_PER_SECOND: u32 = 16;
+
+/// The `timer_hz` values accepted (a tick every 250 ms down to every 1 ms).
+pub const TIMER_HZ_RANGE: std::ops::RangeInclusive<u32> = 4..=1000;
 
 /// A duration in timer ticks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Ticks(pub u32);
 
 impl Ticks {
-    /// Kamailio's `MS_TO_TICKS` followed by tm's "0 becomes 1 tick": rounds **up**.
+    /// Kamailio's `MS_TO_TICKS` followed by tm's "0 becomes 1 tick": rounds **up**, at
+    /// Kamailio's 16 ticks/s.
     #[must_use]
     pub fn from_ms_round_up(ms: u32) -> Ticks {
-        let ticks = (u64::from(ms) * u64::from(TICKS_PER_SECOND)).div_ceil(1000);
+        Ticks::from_ms_round_up_at(ms, TICKS_PER_SECOND)
+    }
+
+    /// [`Ticks::from_ms_round_up`] at `hz` ticks per second.
+    #[must_use]
+    pub fn from_ms_round_up_at(ms: u32, hz: u32) -> Ticks {
+        let ticks = (u64::from(ms) * u64::from(hz.max(1))).div_ceil(1000);
         Ticks(u32::try_from(ticks).unwrap_or(u32::MAX).max(1))
     }
 
-    /// The tick count as milliseconds, rounded up to whole milliseconds.
+    /// The tick count as milliseconds at 16 ticks/s, rounded up to whole milliseconds.
     #[must_use]
     pub fn as_ms(self) -> u32 {
-        let ms = (u64::from(self.0) * 1000).div_ceil(u64::from(TICKS_PER_SECOND));
+        self.as_ms_at(TICKS_PER_SECOND)
+    }
+
+    /// The tick count as milliseconds at `hz` ticks per second, rounded up.
+    #[must_use]
+    pub fn as_ms_at(self, hz: u32) -> u32 {
+        let ms = (u64::from(self.0) * 1000).div_ceil(u64::from(hz.max(1)));
         u32::try_from(ms).unwrap_or(u32::MAX)
     }
 }
 
-/// Rounds a configured millisecond value the way Kamailio does when it arms a timer.
+/// Rounds a configured millisecond value the way Kamailio does when it arms a timer
+/// (16 ticks/s).
 #[must_use]
 pub fn round_to_ticks(ms: u32) -> u32 {
-    Ticks::from_ms_round_up(ms).as_ms()
+    round_to_ticks_at(ms, TICKS_PER_SECOND)
+}
+
+/// [`round_to_ticks`] at `hz` ticks per second (`timer_hz`).
+#[must_use]
+pub fn round_to_ticks_at(ms: u32, hz: u32) -> u32 {
+    Ticks::from_ms_round_up_at(ms, hz).as_ms_at(hz)
 }
 
 /// A deadline relative to a cell's birth, in ms; `u32::MAX` means "not armed".
@@ -135,6 +159,21 @@ mod tests {
         assert_eq!(Ticks::from_ms_round_up(62), Ticks(1));
         assert_eq!(round_to_ticks(100), 125);
         assert_eq!(round_to_ticks(4000), 4000);
+    }
+
+    #[test]
+    fn rounding_follows_the_configured_timer_hz() {
+        // 100 ticks/s: 10 ms ticks.
+        assert_eq!(round_to_ticks_at(101, 100), 110);
+        assert_eq!(round_to_ticks_at(500, 100), 500);
+        assert_eq!(round_to_ticks_at(0, 100), 10);
+        // 4 ticks/s: 250 ms ticks.
+        assert_eq!(round_to_ticks_at(501, 4), 750);
+        assert_eq!(Ticks::from_ms_round_up_at(1_000, 1_000), Ticks(1_000));
+        assert_eq!(
+            round_to_ticks_at(100, TICKS_PER_SECOND),
+            round_to_ticks(100)
+        );
     }
 
     #[test]

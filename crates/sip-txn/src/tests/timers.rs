@@ -363,3 +363,25 @@ fn release_after_a_negative_final_stops_its_retransmission() {
         [u64::from(cfg.wait)]
     );
 }
+
+#[test]
+fn timer_values_are_rounded_to_the_configured_timer_hz() {
+    let at_100 = TmConfig {
+        t1: 505,
+        fr: 2_001,
+        timer_hz: 100,
+        ..TmConfig::default()
+    };
+    let t = at_100.timer_values(false);
+    assert_eq!((t.t1, t.fr), (510, 2_010));
+    // The same values at Kamailio's 16 ticks/s round to 62.5 ms ticks.
+    let at_16 = TmConfig {
+        timer_hz: 16,
+        ..at_100
+    };
+    let t = at_16.timer_values(false);
+    assert_eq!((t.t1, t.fr), (563, 2_063));
+    let mut c = with_branches(non_invite_cell(&at_100), 1, &at_100);
+    let fired = run_until(&mut c, at(2_010), &at_100);
+    assert_eq!(times_of(&fired, is_req_retr)[..2], [510, 1_530]);
+}
