@@ -359,7 +359,8 @@ pub type ReplyHookFn = fn(&mut Ctx<'_>) -> ReplyDisposition;
 /// Called once per request after `request_route` ended, however it ended (Kamailio's
 /// POST_SCRIPT callbacks: tm's delayed error reply and release, tmx's precheck slot).
 pub type PostScriptFn = fn(&mut Ctx<'_>);
-/// Called by the timer process every tick (16/s) with that process's runtime and host.
+/// Called by the timer process every tick (`timer_hz`, 16/s by default) with that process's
+/// runtime and host.
 /// The module builds its own [`Ctx`]s (with [`Ctx::set_script`]) to run routes.
 pub type TimerFn = fn(&crate::compile::Script, &mut Runtime, &mut dyn Host);
 

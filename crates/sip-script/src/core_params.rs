@@ -46,7 +46,8 @@ const fn ignored(name: &'static str, kind: ValueKind) -> CoreParamDef {
 use ValueKind::*;
 
 /// Core parameters known to Kamailio 5.6 (cfg.lex) that a UDP proxy config may contain, plus
-/// `udp_workers` (OpenSIPS), `log_level` (OpenSIPS), `dialect` and `worker_exit` (siplab).
+/// `udp_workers` (OpenSIPS), `log_level` (OpenSIPS), `dialect`, `worker_exit` and `timer_hz`
+/// (siplab).
 pub static CORE_PARAMS: &[CoreParamDef] = &[
     used("children", Int),
     used("udp_workers", Int),
@@ -63,6 +64,7 @@ pub static CORE_PARAMS: &[CoreParamDef] = &[
     used("dialect", Word),
     used("max_branches", Int),
     used("worker_exit", Word),
+    used("timer_hz", Int),
     used("disable_tcp", Bool),
     used("alias", Addr),
     used("port", Int),
@@ -242,6 +244,11 @@ pub struct Listen {
     pub span: Span,
 }
 
+/// Default `timer_hz`: Kamailio's 16 ticks per second.
+pub const DEFAULT_TIMER_HZ: u32 = 16;
+/// Accepted `timer_hz` values.
+pub const TIMER_HZ_RANGE: std::ops::RangeInclusive<i64> = 4..=1000;
+
 /// The core parameters siplab acts on, with Kamailio's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoreParams {
@@ -257,6 +264,10 @@ pub struct CoreParams {
     pub dialect: Dialect,
     pub max_branches: u32,
     pub worker_exit: WorkerExit,
+    /// siplab extension: timer ticks per second (Kamailio's resolution, 16, is fixed at
+    /// build time there). The timer process ticks at this rate and tm rounds its timer
+    /// values to these ticks. 4..=1000.
+    pub timer_hz: u32,
     pub disable_tcp: bool,
     pub aliases: Vec<String>,
     pub port: Option<u16>,
@@ -281,6 +292,7 @@ impl Default for CoreParams {
             dialect: Dialect::Kamailio,
             max_branches: 12,
             worker_exit: WorkerExit::Respawn,
+            timer_hz: DEFAULT_TIMER_HZ,
             disable_tcp: false,
             aliases: Vec::new(),
             port: None,
@@ -373,6 +385,12 @@ impl CoreParams {
                     .ok_or_else(|| bad(span, name, "a number from 1 to 31"))?;
                 self.max_branches = n as u32;
             }
+            "timer_hz" => {
+                let n = as_int(value)
+                    .filter(|n| TIMER_HZ_RANGE.contains(n))
+                    .ok_or_else(|| bad(span, name, "ticks per second from 4 to 1000"))?;
+                self.timer_hz = n as u32;
+            }
             "worker_exit" => {
                 self.worker_exit = match as_text(value).as_deref() {
                     Some("respawn") => WorkerExit::Respawn,
@@ -449,6 +467,11 @@ mod tests {
         assert_eq!(c.children, 4);
         assert!(c.apply("children", &ParamValue::Int(0), s).is_err());
         assert!(c.apply("max_branches", &ParamValue::Int(32), s).is_err());
+        assert_eq!(c.timer_hz, 16);
+        c.apply("timer_hz", &ParamValue::Int(100), s).unwrap();
+        assert_eq!(c.timer_hz, 100);
+        assert!(c.apply("timer_hz", &ParamValue::Int(3), s).is_err());
+        assert!(c.apply("timer_hz", &ParamValue::Int(1001), s).is_err());
         c.apply("dialect", &ParamValue::Str("opensips".into()), s)
             .unwrap();
         assert_eq!(c.dialect, Dialect::Opensips);
