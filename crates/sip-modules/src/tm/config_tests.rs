@@ -176,3 +176,47 @@ fn max_branches_limits_serial_forking_in_failure_route() {
     assert_eq!(serial_branches(""), CELL_BRANCHES);
     assert_eq!(serial_branches("max_branches=31"), CELL_BRANCHES);
 }
+
+/// A silent next hop for a MESSAGE with `fr_timer` 2005 ms; the time the 408 goes out when
+/// the timer process ticks every `step` ms.
+fn local_408_at(head: &str, step: u64) -> u64 {
+    let lab = Lab::new(&format!(
+        "{head}\nloadmodule \"tm.so\"\nmodparam(\"tm\", \"fr_timer\", 2005)\n\
+         request_route {{\n    $du = \"sip:10.0.0.20:5070\";\n    t_relay();\n}}\n"
+    ));
+    let mut w = lab.worker();
+    let mut timer = lab.worker();
+    let message = INVITE.replacen("INVITE sip:", "MESSAGE sip:", 1).replacen(
+        "CSeq: 1 INVITE",
+        "CSeq: 1 MESSAGE",
+        1,
+    );
+    w.at(0).request(&message, UAC);
+    w.take();
+    let mut t = 0;
+    while t < 3_000 {
+        t += step;
+        timer.tick(t);
+        if to(&timer.take(), UAC)
+            .iter()
+            .any(|o| o.first_line() == "SIP/2.0 408 Request Timeout")
+        {
+            return t;
+        }
+    }
+    panic!("no 408 within 3 s");
+}
+
+#[test]
+fn timer_hz_sets_the_rounding_of_timer_values_and_the_wheel_resolution() {
+    let (_, tm) = tm_for("timer_hz=100\n");
+    assert_eq!(tm.cfg.timer_hz, 100);
+    assert_eq!(tm.cfg.timer_values(false).fr, 30_000);
+    assert_eq!(tm_for("timer_hz=100\n").0.table().timer_hz(), 100);
+    // 2005 ms is 201 ticks of 10 ms at 100 Hz: 2010 ms; 33 ticks of 62.5 ms at 16 Hz.
+    let at_100 = local_408_at("timer_hz=100", 10);
+    assert!((2_010..2_020).contains(&at_100), "408 at {at_100} ms");
+    let at_16 = local_408_at("", 10);
+    assert!((2_063..2_073).contains(&at_16), "408 at {at_16} ms");
+    assert_eq!(cfg_of("").timer_hz, 16);
+}

@@ -103,11 +103,12 @@ pub struct TimerOverrides {
 }
 
 impl TimerOverrides {
-    /// Applies the set values to `t`, rounded up to timer ticks as Kamailio arms them.
-    pub fn apply(&self, t: &mut sip_txn::TimerValues) {
+    /// Applies the set values to `t`, rounded up to `cfg`'s timer ticks as Kamailio arms
+    /// them.
+    pub fn apply(&self, t: &mut sip_txn::TimerValues, cfg: &TmConfig) {
         let set = |slot: &mut u32, v: Option<u32>| {
             if let Some(v) = v {
-                *slot = sip_txn::round_to_ticks(v);
+                *slot = cfg.round(v);
             }
         };
         set(&mut t.fr_inv, self.fr_inv);
@@ -1159,7 +1160,7 @@ pub fn get_or_create(ctx: &mut Ctx<'_>, tm: &Tm) -> Result<Got, (u16, String)> {
             });
             if let Some((f, r, b, timers)) = pending {
                 let mut t = c.timer_values();
-                timers.apply(&mut t);
+                timers.apply(&mut t, &tm.cfg);
                 c.set_timer_values(t);
                 if let Some(f) = f {
                     c.arm_failure_route(f);

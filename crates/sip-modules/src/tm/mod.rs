@@ -238,6 +238,7 @@ fn config_of(init: &ModInit<'_>) -> (TmConfig, MatchConfig) {
         e2e_cancel_reason: flag("e2e_cancel_reason", d.e2e_cancel_reason),
         local_cancel_reason: flag("local_cancel_reason", d.local_cancel_reason),
         max_branches: max_branches_of(init.core.max_branches),
+        timer_hz: init.core.timer_hz,
         ..d
     };
     let m = MatchConfig {
@@ -264,7 +265,10 @@ fn init(init: &mut ModInit<'_>) -> Result<(), String> {
     let table = match init.shm() {
         Some(region) => match Table::open(region) {
             Ok(t) => Some(t),
-            Err(_) => Some(Table::create(region, hash_size).map_err(|e| format!("tm table: {e}"))?),
+            Err(_) => Some(
+                Table::create_with(region, hash_size, cfg.timer_hz)
+                    .map_err(|e| format!("tm table: {e}"))?,
+            ),
         },
         None => None,
     };
@@ -613,11 +617,12 @@ fn set_timers(ctx: &mut Ctx<'_>, change: impl Fn(&mut engine::TimerOverrides)) -
     let Some(tm) = tm_of(ctx) else {
         return no_tm(ctx);
     };
+    let cfg = tm.cfg;
     let applied = engine::with_state(ctx, &tm, |_, _, _, st| {
         let mut o = engine::TimerOverrides::default();
         change(&mut o);
         let mut t = st.cell.timer_values();
-        o.apply(&mut t);
+        o.apply(&mut t, &cfg);
         st.cell.set_timer_values(t);
     });
     if applied.is_none() {

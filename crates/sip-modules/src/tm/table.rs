@@ -45,7 +45,8 @@ use sip_txn::{
     RequestKey, match_cancel_target, match_reply, match_request,
 };
 
-/// Timer wheel slots (16 s at 16 ticks/s); later deadlines wait in their slot.
+/// Timer wheel slots (16 s at 16 ticks/s, 0.256 s at 1000); later deadlines wait in their
+/// slot and are checked once per revolution.
 pub const WHEEL_SLOTS: usize = 256;
 /// Upper bound on a bucket walk (a corrupted, cyclic list must not hang a worker).
 const MAX_BUCKET_WALK: u32 = 100_000;
@@ -135,6 +136,8 @@ shm_struct! {
     /// The table header at directory slot `TM_TABLE`.
     pub struct TableHead {
         pub hash_size: AtomicU32,
+        /// Timer wheel ticks per second (core `timer_hz`).
+        pub timer_hz: AtomicU32,
         pub buckets: AtomicU32,
         pub wheel: AtomicU32,
         pub stats: [AtomicU64; N_STATS],
@@ -196,6 +199,8 @@ pub struct Table {
     head: &'static TableHead,
     buckets: &'static [Bucket],
     wheel: &'static Wheel,
+    /// `TableHead::timer_hz`, read once.
+    hz: u64,
 }
 
 impl std::fmt::Debug for Table {
@@ -245,13 +250,29 @@ pub struct NewCell<'k> {
 }
 
 impl Table {
-    /// Creates the table in `region` (before fork) and records it in the directory.
+    /// Creates the table in `region` (before fork) and records it in the directory; its
+    /// wheel ticks 16 times a second.
     pub fn create(region: &'static Region, hash_size: u32) -> Result<Table, TableError> {
+        Table::create_with(region, hash_size, sip_txn::TICKS_PER_SECOND)
+    }
+
+    /// [`Table::create`] with a wheel of `timer_hz` ticks per second (clamped to
+    /// [`sip_txn::TIMER_HZ_RANGE`]).
+    pub fn create_with(
+        region: &'static Region,
+        hash_size: u32,
+        timer_hz: u32,
+    ) -> Result<Table, TableError> {
+        let timer_hz = timer_hz.clamp(
+            *sip_txn::TIMER_HZ_RANGE.start(),
+            *sip_txn::TIMER_HZ_RANGE.end(),
+        );
         let hash_size = hash_size.clamp(1, 1 << 20).next_power_of_two();
         let buckets = region.alloc_array::<Bucket>(hash_size as usize)?;
         let wheel = region.alloc_value::<Wheel>()?;
         let head = region.alloc_with::<TableHead>(|h| {
             h.hash_size.store(hash_size, Ordering::Relaxed);
+            h.timer_hz.store(timer_hz, Ordering::Relaxed);
             h.buckets.store(buckets.raw(), Ordering::Relaxed);
             h.wheel.store(wheel.raw(), Ordering::Relaxed);
         })?;
@@ -272,12 +293,22 @@ impl Table {
         let wheel = region.get(ShmOff::<Wheel>::from_raw(
             head.wheel.load(Ordering::Relaxed),
         ))?;
+        let hz = head.timer_hz.load(Ordering::Relaxed).clamp(
+            *sip_txn::TIMER_HZ_RANGE.start(),
+            *sip_txn::TIMER_HZ_RANGE.end(),
+        );
         Ok(Table {
             region,
             head,
             buckets,
             wheel,
+            hz: u64::from(hz),
         })
+    }
+
+    /// Timer wheel ticks per second.
+    pub fn timer_hz(&self) -> u32 {
+        self.hz as u32
     }
 
     /// The region the table lives in.
@@ -703,7 +734,7 @@ impl Table {
             rec.refs.fetch_add(1, Ordering::AcqRel);
         }
         // A deadline already behind the scan goes into the slot the next scan starts with.
-        let slot = slot_of(due.max(w.scanned));
+        let slot = slot_of(due.max(w.scanned), self.hz);
         rec.wheel_due.store(due, Ordering::Relaxed);
         rec.wheel_slot.store(slot as u32, Ordering::Relaxed);
         rec.wheel_next.store(w.slots[slot], Ordering::Relaxed);
@@ -768,7 +799,7 @@ impl Table {
             self.repair_wheel(&mut w);
         }
         let mut out = Vec::new();
-        let (first, last) = (tick_of(w.scanned.min(now)), tick_of(now));
+        let (first, last) = (tick_of(w.scanned.min(now), self.hz), tick_of(now, self.hz));
         let ticks = last.saturating_sub(first).min(WHEEL_SLOTS as u64 - 1);
         for t in last - ticks..=last {
             let slot = (t % WHEEL_SLOTS as u64) as usize;
@@ -802,13 +833,13 @@ impl Table {
     }
 }
 
-/// Tick number of a time in ms at 16 ticks/s (no overflow for any `ms`).
-pub fn tick_of(ms: u64) -> u64 {
-    ms / 1000 * 16 + ms % 1000 * 16 / 1000
+/// Tick number of a time in ms at `hz` ticks per second (no overflow for any `ms`).
+pub fn tick_of(ms: u64, hz: u64) -> u64 {
+    ms / 1000 * hz + ms % 1000 * hz / 1000
 }
 
-fn slot_of(due: u64) -> usize {
-    (tick_of(due) % WHEEL_SLOTS as u64) as usize
+fn slot_of(due: u64, hz: u64) -> usize {
+    (tick_of(due, hz) % WHEEL_SLOTS as u64) as usize
 }
 
 /// The buffer offsets a state blob lists (`[n][off × n]` prefix).

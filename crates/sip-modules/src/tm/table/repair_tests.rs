@@ -137,7 +137,7 @@ fn wheel_holder_dying_mid_scan_loses_no_cell() {
         s.spawn(|| {
             let w = t.wheel.lock.lock().unwrap_or_else(|e| panic!("{e}"));
             // `take_due` had taken the first entry (flag cleared) and died.
-            let first = w.slots[super::slot_of(1_000)];
+            let first = w.slots[super::slot_of(1_000, t.hz)];
             let rec = t.rec(first).unwrap_or_else(|e| panic!("{e}"));
             rec.flags.fetch_and(!F_IN_WHEEL, Ordering::AcqRel);
             std::mem::forget(w);
