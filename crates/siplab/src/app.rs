@@ -147,8 +147,13 @@ pub trait ChildBodies {
         spec: &ListenSpec,
         shared: &'static Shared,
     ) -> Box<dyn MessageHandler>;
-    /// The timer process's work for one tick (16 per second).
+    /// The timer process's work for one tick (`timer_hz` per second).
     fn timer(&self, env: &ChildEnv, sock: &UdpSocket, shared: &'static Shared) -> Box<dyn FnMut()>;
+    /// Timer ticks per second: the cfg's `timer_hz` core parameter (siplab extension;
+    /// Kamailio's fixed 16 by default).
+    fn timer_hz(&self) -> u32 {
+        sip_script::core_params::DEFAULT_TIMER_HZ
+    }
     /// The ctl process's module `child_init`.
     fn ctl(&self, env: &ChildEnv);
 }
@@ -419,9 +424,10 @@ fn child_main(
                 exit_now(1)
             };
             let mut tick = bodies.timer(env, sock, shared);
-            // Kamailio's timer resolution: 16 ticks/s. Deadlines advance by a fixed step so a
-            // slow tick does not make the clock drift.
-            let step = std::time::Duration::from_micros(62_500);
+            // `timer_hz` ticks/s (Kamailio's 16 by default). Deadlines advance by a fixed
+            // step so a slow tick does not make the clock drift.
+            let hz = bodies.timer_hz().clamp(4, 1000);
+            let step = std::time::Duration::from_nanos(1_000_000_000 / u64::from(hz));
             let mut next = std::time::Instant::now() + step;
             loop {
                 let now = std::time::Instant::now();
@@ -430,7 +436,7 @@ fn child_main(
                 }
                 tick();
                 next += step;
-                if next + step * 16 < std::time::Instant::now() {
+                if next + step * hz < std::time::Instant::now() {
                     // Far behind (stopped or overloaded): skip ticks rather than burst.
                     next = std::time::Instant::now() + step;
                 }
