@@ -126,6 +126,105 @@ fn sigkilled_worker_is_respawned_with_same_rank_and_calls_recover() {
     assert_eq!(proxy.workers().len(), 4);
 }
 
+/// The stateful twin of the SIGKILL test: workers die while they work on transactions in
+/// shared memory (bucket and cell locks, the timer wheel, the allocator), so a lock the dead
+/// worker held must be repaired by the next locker, or later calls would hang.
+const STATEFUL_ROUTE: &str = r#"loadmodule "tm.so"
+modparam("tm", "wt_timer", 2000)
+request_route {
+    if (is_method("CANCEL")) { if (t_check_trans()) t_relay(); exit; }
+    if (!is_method("ACK")) t_check_trans();
+    if (has_totag()) {
+        if (loose_route()) { t_relay(); exit; }
+        if (is_method("ACK")) { if (t_check_trans()) t_relay(); exit; }
+        sl_send_reply("404", "Not here");
+        exit;
+    }
+    if (is_method("INVITE")) record_route();
+    $du = "sip:127.0.0.1:GWPORT";
+    if (!t_relay()) sl_reply_error();
+}
+"#;
+
+#[test]
+fn sigkilled_workers_during_stateful_calls_leave_no_lock_held() {
+    let mut uas = Uas::start();
+    let cfg = ProxyCfg {
+        route: STATEFUL_ROUTE.to_string(),
+        ..ProxyCfg::stateless(4, uas.port)
+    };
+    let proxy = start("sigkill-tm", cfg);
+    let before = proxy.workers();
+    let uac = Uac::start(proxy.addr(), 400, 80);
+    // Two workers die, one after the other, while transactions are being created and matched.
+    for (i, victim) in before.iter().take(2).enumerate() {
+        let flowing = wait_until(Duration::from_secs(20), || {
+            proxy.workers().iter().map(|w| w.messages).sum::<u64>() >= 150 * (i as u64 + 1)
+        });
+        assert!(flowing, "no traffic reached siplab: {:?}", proxy.workers());
+        kill(Pid::from_raw(victim.pid), Signal::SIGKILL).expect("SIGKILL the worker");
+        let back = wait_until(Duration::from_secs(15), || {
+            proxy
+                .workers()
+                .iter()
+                .any(|w| w.rank == victim.rank && w.pid != victim.pid && pid_alive(w.pid))
+        });
+        assert!(
+            back,
+            "rank {} was not respawned
+{}",
+            victim.rank,
+            tail(&proxy.log_text(), 30)
+        );
+    }
+    let result = uac.finish();
+    uas.assert_running();
+    assert_eq!(
+        result.successful + result.failed,
+        400,
+        "run did not finish
+{}",
+        result.diagnostics
+    );
+    // Only the calls the dead workers held can fail; tm's timer retransmits the rest.
+    assert!(
+        result.failed <= 4,
+        "{} calls failed after killing two workers
+{}
+--- siplab log tail
+{}",
+        result.failed,
+        result.diagnostics,
+        tail(&proxy.log_text(), 30)
+    );
+    // Every shared lock still works: a later run is clean, ctl answers, and the transaction
+    // table drains (a cell the dead worker referenced may wait up to tm's 90 s limit).
+    let later = run_calls(proxy.addr(), 60, 60);
+    assert_eq!(
+        (later.exit_code, later.successful, later.failed),
+        (Some(0), 60, 0),
+        "calls after the respawns
+{}
+--- siplab log tail
+{}",
+        later.diagnostics,
+        tail(&proxy.log_text(), 30)
+    );
+    let current = |p: &Proxy| {
+        p.rpc("tm.stats", serde_json::json!([]))
+            .ok()
+            .and_then(|v| v.get("current").and_then(serde_json::Value::as_i64))
+            .unwrap_or(i64::MAX)
+    };
+    let drained = wait_until(Duration::from_secs(10), || current(&proxy) <= 2);
+    assert!(
+        drained,
+        "tm.stats current stayed at {} after the calls ended",
+        current(&proxy)
+    );
+    assert_eq!(proxy.workers().len(), 4);
+}
+
 #[test]
 fn sigterm_exits_0_and_leaves_no_child_pidfile_or_socket() {
     let mut proxy = start("sigterm", ProxyCfg::stateless(4, 9));
