@@ -196,6 +196,9 @@ pub(crate) fn save(
     st: &mut TxState,
 ) -> Result<(), TableError> {
     if let Err(e) = cell.store(g, &st.encode(), &mirror(st)) {
+        if e.is_exhausted() {
+            table.count(Stat::ShmExhausted, 1);
+        }
         abandon(table, cell, g, st);
         return Err(e);
     }
@@ -216,9 +219,6 @@ pub(crate) fn save(
 /// reference. Without room even for the list, the state is unpublished first (a crash
 /// then leaks instead of double-freeing) and everything is freed here.
 fn abandon(table: &Table, cell: &CellRef, g: &mut StateRef, st: &mut TxState) {
-    if !st.deleted {
-        table.count(Stat::ShmExhausted, 1);
-    }
     let bufs = st.buffers();
     let mut list = Vec::with_capacity(4 + 4 * bufs.len());
     {
