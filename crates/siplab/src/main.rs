@@ -41,8 +41,9 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    if !cfg.warnings.is_empty() {
-        eprint!("{}", cfg.render(&cfg.warnings));
+    // The cfg's warnings and the compiler's (module fixups), rendered with file:line:col.
+    if !script.warnings.is_empty() {
+        eprint!("{}", cfg.render(&script.warnings));
     }
     let listen = match listen_specs(&cli, &cfg) {
         Ok(l) => l,
@@ -71,6 +72,9 @@ fn main() -> ExitCode {
         script
             .init_modules(&mut rt)
             .map_err(|e| format!("module {} init failed: {}", e.module, e.message))?;
+        for w in rt.init_warnings() {
+            eprintln!("WARNING: {w}");
+        }
         *bodies.rt.borrow_mut() = Some(rt);
         Ok(())
     };
@@ -188,6 +192,10 @@ impl app::ChildBodies for Bodies {
         Box::new(move || script.run_timers(&mut rt, &mut host))
     }
 
+    fn timer_hz(&self) -> u32 {
+        self.script.core().timer_hz
+    }
+
     fn ctl(&self, env: &app::ChildEnv) {
         // The ctl process keeps its runtime in place: module RPC handlers borrow it.
         let mut guard = self.rt.borrow_mut();
@@ -241,6 +249,7 @@ fn core_params_json(cfg: &Config, cli: &Cli) -> serde_json::Value {
             sip_script::Dialect::Opensips => "opensips",
         },
         "max_branches": c.max_branches,
+        "timer_hz": c.timer_hz,
         "worker_exit": match c.worker_exit {
             sip_script::core_params::WorkerExit::Respawn => "respawn",
             sip_script::core_params::WorkerExit::Shutdown => "shutdown",
