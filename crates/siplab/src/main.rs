@@ -114,16 +114,7 @@ impl Bodies {
             .borrow_mut()
             .take()
             .unwrap_or_else(|| self.script.new_runtime());
-        if let Err(e) = self.script.child_init(&mut rt, rank) {
-            log!(
-                log::Level::Crit,
-                "core",
-                "module {} child_init failed: {}",
-                e.module,
-                e.message
-            );
-            sip_shm::os::exit_now(1);
-        }
+        child_init_or_exit(self.script, &mut rt, rank);
         rt
     }
 
@@ -199,18 +190,24 @@ impl app::ChildBodies for Bodies {
     fn ctl(&self, env: &app::ChildEnv) {
         // The ctl process keeps its runtime in place: module RPC handlers borrow it.
         let mut guard = self.rt.borrow_mut();
-        if let Some(rt) = guard.as_mut()
-            && let Err(e) = self.script.child_init(rt, env.rank)
-        {
-            log!(
-                log::Level::Crit,
-                "core",
-                "module {} child_init failed: {}",
-                e.module,
-                e.message
-            );
-            sip_shm::os::exit_now(1);
+        if let Some(rt) = guard.as_mut() {
+            child_init_or_exit(self.script, rt, env.rank);
         }
+    }
+}
+
+/// Module `child_init(rank)` in a freshly forked child; a child whose modules cannot start
+/// leaves at once (the supervisor logs and respawns it, or shuts down).
+fn child_init_or_exit(script: &Script, rt: &mut Runtime, rank: i32) {
+    if let Err(e) = script.child_init(rt, rank) {
+        log!(
+            log::Level::Crit,
+            "core",
+            "module {} child_init failed: {}",
+            e.module,
+            e.message
+        );
+        sip_shm::os::exit_now(1);
     }
 }
 
