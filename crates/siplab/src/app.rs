@@ -263,24 +263,7 @@ pub fn run(cli: &Cli, start: Startup<'_>) -> i32 {
     slots.push(ChildSlot::new(-2, Role::Ctl, "ctl handler".into()));
 
     let mut rpc = RpcRegistry::default();
-    register_core_rpc(&mut rpc, shared, started);
-    let core_params = start.core_params;
-    rpc.register("cfg.get", move |p| {
-        let group = p.first().and_then(Value::as_str).unwrap_or("core");
-        if group != "core" {
-            return Err(RpcError {
-                code: -32602,
-                message: format!("unknown cfg group `{group}`"),
-            });
-        }
-        match p.get(1).and_then(Value::as_str) {
-            None => Ok(core_params.clone()),
-            Some(name) => core_params.get(name).cloned().ok_or_else(|| RpcError {
-                code: -32602,
-                message: format!("unknown core parameter `{name}`"),
-            }),
-        }
-    });
+    register_core_rpc(&mut rpc, shared, started, start.core_params);
     for (name, f) in start.rpc {
         rpc.register(&name, move |p| f(shared, p));
     }
@@ -445,7 +428,7 @@ fn child_main(
     }
 }
 
-fn register_core_rpc(rpc: &mut RpcRegistry<'_>, shared: &Shared, started: u64) {
+fn register_core_rpc(rpc: &mut RpcRegistry<'_>, shared: &Shared, started: u64, core_params: Value) {
     let region = shared.region;
     rpc.register("core.version", |_| {
         Ok(json!(format!("siplab {}", env!("CARGO_PKG_VERSION"))))
@@ -496,6 +479,22 @@ fn register_core_rpc(rpc: &mut RpcRegistry<'_>, shared: &Shared, started: u64) {
             .map(|(name, v)| json!(format!("{name} = {v}")))
             .collect();
         Ok(Value::Array(lines))
+    });
+    rpc.register("cfg.get", move |p| {
+        let group = p.first().and_then(Value::as_str).unwrap_or("core");
+        if group != "core" {
+            return Err(RpcError {
+                code: -32602,
+                message: format!("unknown cfg group `{group}`"),
+            });
+        }
+        match p.get(1).and_then(Value::as_str) {
+            None => Ok(core_params.clone()),
+            Some(name) => core_params.get(name).cloned().ok_or_else(|| RpcError {
+                code: -32602,
+                message: format!("unknown core parameter `{name}`"),
+            }),
+        }
     });
 }
 
