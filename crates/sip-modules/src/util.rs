@@ -3,7 +3,112 @@
 use std::net::IpAddr;
 
 use sip_msg::{Host, Uri};
-use sip_script::abi::{Ctx, Value};
+use sip_script::abi::{Ctx, LocalSocket, Value};
+
+/// Short text built on the stack: addresses and ports written into every forwarded request
+/// or Record-Route, without a `String` and without the `fmt` machinery (both showed up as
+/// a large share of a stateless forward's cost).
+pub(crate) struct StackText {
+    buf: [u8; 64],
+    len: usize,
+}
+
+impl StackText {
+    pub(crate) fn new() -> StackText {
+        StackText {
+            buf: [0; 64],
+            len: 0,
+        }
+    }
+
+    /// The decimal text of `n`.
+    pub(crate) fn number(n: u64) -> StackText {
+        let mut t = StackText::new();
+        t.push_u64(n);
+        t
+    }
+
+    /// An IP address as `Display` prints it (IPv6 without brackets).
+    pub(crate) fn ip(ip: IpAddr) -> StackText {
+        let mut t = StackText::new();
+        t.push_ip(ip);
+        t
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
+    }
+
+    /// Appends `bytes`. Only bounded values are written here (an IPv6 address is at most
+    /// 45 bytes, a u64 20), so the 64-byte buffer never overflows; if it did, the text
+    /// would be cut rather than panic.
+    fn push(&mut self, bytes: &[u8]) {
+        let end = (self.len + bytes.len()).min(self.buf.len());
+        if let (Some(dst), Some(src)) =
+            (self.buf.get_mut(self.len..end), bytes.get(..end - self.len))
+        {
+            dst.copy_from_slice(src);
+        }
+        self.len = end;
+    }
+
+    fn push_u64(&mut self, n: u64) {
+        // u64::MAX has 20 digits.
+        let mut digits = [0u8; 20];
+        let mut i = digits.len();
+        let mut n = n;
+        loop {
+            i -= 1;
+            if let Some(d) = digits.get_mut(i) {
+                *d = b'0' + (n % 10) as u8;
+            }
+            n /= 10;
+            if n == 0 || i == 0 {
+                break;
+            }
+        }
+        self.push(digits.get(i..).unwrap_or_default());
+    }
+
+    fn push_ip(&mut self, ip: IpAddr) {
+        match ip {
+            IpAddr::V4(v4) => {
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.push(b".");
+                    }
+                    self.push_u64(u64::from(octet));
+                }
+            }
+            // Rare on this lab's UDP sockets: the standard formatter (RFC 5952 form).
+            IpAddr::V6(v6) => self.push(v6.to_string().as_bytes()),
+        }
+    }
+}
+
+/// Appends the socket's public `host:port` to `out`: what [`LocalSocket::public`] gives
+/// (advertised address, else the socket's IP, IPv6 bracketed), without its `String`.
+pub(crate) fn put_public_host_port(out: &mut Vec<u8>, local: &LocalSocket) {
+    let port = match &local.advertise {
+        Some((host, port)) => {
+            out.extend_from_slice(host.as_bytes());
+            *port
+        }
+        None => {
+            let ip = local.addr.ip();
+            if ip.is_ipv6() {
+                out.push(b'[');
+                out.extend_from_slice(StackText::ip(ip).as_bytes());
+                out.push(b']');
+            } else {
+                out.extend_from_slice(StackText::ip(ip).as_bytes());
+            }
+            local.addr.port()
+        }
+    };
+    out.push(b':');
+    out.extend_from_slice(StackText::number(u64::from(port)).as_bytes());
+}
 
 /// Whether `uri` points at this proxy (Kamailio's `myself`): its host is one of the listen
 /// addresses or aliases and its port (default 5060) matches, or the entry has no port.
@@ -44,4 +149,63 @@ pub(crate) fn header_line(text: &str) -> &str {
     text.strip_suffix("\r\n")
         .or_else(|| text.strip_suffix('\n'))
         .unwrap_or(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{IpAddr, SocketAddr};
+
+    use sip_script::abi::{LocalSocket, Proto};
+
+    use super::{StackText, put_public_host_port};
+
+    fn socket(addr: SocketAddr, advertise: Option<(&str, u16)>) -> LocalSocket {
+        LocalSocket {
+            addr,
+            proto: Proto::Udp,
+            advertise: advertise.map(|(h, p)| (h.to_string(), p)),
+        }
+    }
+
+    #[test]
+    fn stack_text_prints_like_display() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "192.0.2.10",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::5",
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff",
+            "::ffff:192.0.2.1",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}"));
+            assert_eq!(StackText::ip(ip).as_bytes(), ip.to_string().as_bytes());
+        }
+        for n in [0, 7, 10, 5060, 65535, u64::MAX] {
+            assert_eq!(StackText::number(n).as_bytes(), n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
+    fn public_host_port_matches_local_socket_public() {
+        for local in [
+            socket(SocketAddr::from(([127, 0, 0, 1], 5060)), None),
+            socket(
+                "[2001:db8::1]:5070"
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{e}")),
+                None,
+            ),
+            socket(
+                SocketAddr::from(([10, 0, 0, 1], 5060)),
+                Some(("proxy.example.com", 5080)),
+            ),
+        ] {
+            let (host, port) = local.public();
+            let mut out = b"x".to_vec();
+            put_public_host_port(&mut out, &local);
+            assert_eq!(String::from_utf8_lossy(&out), format!("x{host}:{port}"));
+        }
+    }
 }

@@ -35,9 +35,10 @@ enum Edit {
     RemoveFirstRoute,
     SetRequestUri(Vec<u8>),
     SetMaxForwards(u32),
+    /// `name` or `name=value` in one buffer (one allocation per edit; a forward adds two).
     SetTopViaParam {
-        name: Vec<u8>,
-        value: Option<Vec<u8>>,
+        param: Vec<u8>,
+        name_len: usize,
     },
     ReplaceBody(Vec<u8>),
 }
@@ -61,17 +62,30 @@ impl EditList {
         self.edits.clear();
     }
 
+    /// The number of edits recorded (a mark for [`EditList::truncate`]).
+    pub fn len(&self) -> usize {
+        self.edits.len()
+    }
+
+    /// Drops the edits recorded after the first `len`: a caller that adds edits for one
+    /// printing only (a forward's Via) takes them back instead of cloning the list.
+    pub fn truncate(&mut self, len: usize) {
+        self.edits.truncate(len);
+    }
+
     /// Inserts a header line (`Name: value`, without line end).
     pub fn insert_header(&mut self, at: InsertAt, line: &[u8]) {
+        self.insert_header_line(at, line.to_vec());
+    }
+
+    /// [`EditList::insert_header`] with a line the caller built (no copy).
+    pub fn insert_header_line(&mut self, at: InsertAt, line: Vec<u8>) {
         let at = match at {
             InsertAt::Top => Position::Top,
             InsertAt::AfterLast(name) => Position::AfterLast(NameKey::Known(name)),
             InsertAt::BeforeBody => Position::BeforeBody,
         };
-        self.push(Edit::Insert {
-            at,
-            line: line.to_vec(),
-        });
+        self.push(Edit::Insert { at, line });
     }
 
     /// Inserts a header line after the last header with this name as written
@@ -126,9 +140,15 @@ impl EditList {
 
     /// Adds or replaces a parameter of the received top Via value (`received`, `rport`).
     pub fn set_top_via_param(&mut self, name: &[u8], value: Option<&[u8]>) {
+        let mut param = Vec::with_capacity(name.len() + value.map_or(0, |v| 1 + v.len()));
+        param.extend_from_slice(name);
+        if let Some(v) = value {
+            param.push(b'=');
+            param.extend_from_slice(v);
+        }
         self.push(Edit::SetTopViaParam {
-            name: name.to_vec(),
-            value: value.map(<[u8]>::to_vec),
+            param,
+            name_len: name.len(),
         });
     }
 
@@ -237,6 +257,14 @@ fn put_without_first_value(out: &mut Vec<u8>, msg: &Message, h: &Header) {
     }
 }
 
+/// The parameter name of a top-Via parameter edit.
+fn via_param_name(e: &Edit) -> Option<&[u8]> {
+    match e {
+        Edit::SetTopViaParam { param, name_len } => param.get(..*name_len),
+        _ => None,
+    }
+}
+
 /// Writes the first Via line with the top value's parameters added or replaced.
 fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: &EditList) {
     let first = CommaSplit::new(msg.slice(h.value))
@@ -247,29 +275,25 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
         return;
     };
     // The last edit for a given name wins.
+    // (name, `name[=value]` as printed)
     let param_edits = || {
-        edits.edits.iter().enumerate().filter_map(|(i, e)| match e {
-            Edit::SetTopViaParam { name, value } => {
-                let later = edits.edits.iter().skip(i + 1).any(
-                    |l| matches!(l, Edit::SetTopViaParam { name: n, .. } if n.eq_ignore_ascii_case(name)),
-                );
-                (!later).then_some((name.as_slice(), value.as_deref()))
-            }
-            _ => None,
+        edits.edits.iter().enumerate().filter_map(|(i, e)| {
+            let Edit::SetTopViaParam { param, name_len } = e else {
+                return None;
+            };
+            let name = param.get(..*name_len)?;
+            let later = edits
+                .edits
+                .iter()
+                .skip(i + 1)
+                .any(|l| via_param_name(l).is_some_and(|n| n.eq_ignore_ascii_case(name)));
+            (!later).then_some((name, param.as_slice()))
         })
-    };
-    let put_param = |out: &mut Vec<u8>, name: &[u8], value: Option<&[u8]>| {
-        out.extend_from_slice(name);
-        if let Some(v) = value {
-            out.push(b'=');
-            out.extend_from_slice(v);
-        }
     };
     let mut cursor = h.line.start;
     let params = Via::parse(first).map(|v| v.params).unwrap_or_default();
     for p in params.iter() {
-        let Some((name, value)) = param_edits().find(|(n, _)| n.eq_ignore_ascii_case(p.name))
-        else {
+        let Some((_, param)) = param_edits().find(|(n, _)| n.eq_ignore_ascii_case(p.name)) else {
             continue;
         };
         let Some(name_span) = msg.span_of(p.name) else {
@@ -283,17 +307,17 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
             start: cursor,
             end: name_span.start,
         }));
-        put_param(out, name, value);
+        out.extend_from_slice(param);
         cursor = end;
     }
     out.extend_from_slice(msg.slice(Span {
         start: cursor,
         end: first_span.end,
     }));
-    for (name, value) in param_edits() {
+    for (name, param) in param_edits() {
         if !params.has(name) {
             out.push(b';');
-            put_param(out, name, value);
+            out.extend_from_slice(param);
         }
     }
     out.extend_from_slice(msg.slice(Span {
@@ -511,6 +535,28 @@ abcd";
     #[test]
     fn no_edits_is_byte_exact() -> TestResult {
         assert_eq!(print(&EditList::new())?.as_bytes(), REQ);
+        Ok(())
+    }
+
+    #[test]
+    fn truncate_takes_back_the_edits_added_after_the_mark() -> TestResult {
+        let mut e = EditList::new();
+        e.set_max_forwards(69);
+        let before = print(&e)?;
+        let mark = e.len();
+        e.insert_header_line(
+            InsertAt::Top,
+            b"Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKx".to_vec(),
+        );
+        e.set_top_via_param(b"received", Some(b"10.0.0.7"));
+        let with = print(&e)?;
+        assert!(with.starts_with(
+            "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKx\r\n\
+Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport;received=10.0.0.7, "
+        ));
+        e.truncate(mark);
+        assert_eq!(e.len(), 1);
+        assert_eq!(print(&e)?, before);
         Ok(())
     }
 

@@ -5,7 +5,9 @@ use std::net::IpAddr;
 
 use md5::{Digest, Md5};
 use sip_msg::build::{ReplyOpts, build_reply};
-use sip_msg::{EditList, HeaderName, Host, Message, Method, Scheme, SipError, Uri};
+use sip_msg::{EditList, HeaderName, Host, InsertAt, Message, Method, Scheme, SipError, Uri, Via};
+
+use crate::util::StackText;
 
 /// Default SIP port when a URI or Via has none (RFC 3261 §19.1.2).
 pub const DEFAULT_PORT: u16 = 5060;
@@ -33,10 +35,36 @@ fn host_text(host: &Host<'_>, raw: &[u8]) -> String {
     }
 }
 
-/// The next hop for a request sent to `uri` (`$du` when set, else the R-URI): its host
-/// (or `maddr`) and port (default 5060). Only sip/sips over UDP can be sent; any other
-/// scheme is 416, a non-UDP `transport` parameter is 503 (siplab speaks UDP only).
-pub fn uri_destination(uri: &[u8]) -> Result<Destination, SipError> {
+/// The next hop of a URI before it becomes a [`Destination`]: the host borrowed from the
+/// URI (an IP literal is already decoded, so forwarding to it needs no text round trip).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct UriTarget<'a> {
+    pub host: Host<'a>,
+    /// The host as written (for names).
+    pub host_raw: &'a [u8],
+    pub port: u16,
+}
+
+impl UriTarget<'_> {
+    /// The IP address when the host is an IP literal.
+    pub fn ip(&self) -> Option<IpAddr> {
+        match self.host {
+            Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+            Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+            Host::Name(_) => None,
+        }
+    }
+
+    pub fn destination(&self) -> Destination {
+        Destination {
+            host: host_text(&self.host, self.host_raw),
+            port: self.port,
+        }
+    }
+}
+
+/// [`uri_destination`] without the owned host text.
+pub(crate) fn uri_target(uri: &[u8]) -> Result<UriTarget<'_>, SipError> {
     let parsed = Uri::parse(uri)?;
     if !matches!(parsed.scheme, Scheme::Sip | Scheme::Sips) {
         return Err(SipError::UNSUPPORTED_URI_SCHEME);
@@ -49,22 +77,27 @@ pub fn uri_destination(uri: &[u8]) -> Result<Destination, SipError> {
             ));
         }
     }
-    let host = match parsed.param(b"maddr").flatten() {
-        Some(maddr) => {
-            let h = Host::parse(maddr)?;
-            host_text(&h, maddr)
-        }
-        None => {
-            let h = parsed
+    let (host, host_raw) = match parsed.param(b"maddr").flatten() {
+        Some(maddr) => (Host::parse(maddr)?, maddr),
+        None => (
+            parsed
                 .host
-                .ok_or(SipError::bad_request("URI without host"))?;
-            host_text(&h, parsed.host_raw)
-        }
+                .ok_or(SipError::bad_request("URI without host"))?,
+            parsed.host_raw,
+        ),
     };
-    Ok(Destination {
+    Ok(UriTarget {
         host,
+        host_raw,
         port: parsed.port.unwrap_or(DEFAULT_PORT),
     })
+}
+
+/// The next hop for a request sent to `uri` (`$du` when set, else the R-URI): its host
+/// (or `maddr`) and port (default 5060). Only sip/sips over UDP can be sent; any other
+/// scheme is 416, a non-UDP `transport` parameter is 503 (siplab speaks UDP only).
+pub fn uri_destination(uri: &[u8]) -> Result<Destination, SipError> {
+    uri_target(uri).map(|t| t.destination())
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -92,18 +125,21 @@ pub(crate) fn md5_hex(parts: &[&[u8]]) -> String {
 /// CSeq number) and its characteristic MD5 (spec §2.3) — so a retransmission gets the same
 /// branch, and a later stateful hop for the same request would compute the same value.
 pub fn stateless_branch(msg: &Message) -> String {
+    let branch = stateless_branch_param(msg, msg.top_via().ok().as_ref());
+    String::from_utf8_lossy(branch.as_bytes()).into_owned()
+}
+
+/// [`stateless_branch`] with the top Via the caller already decoded (`None`: no usable Via).
+fn stateless_branch_param(msg: &Message, via: Option<&Via<'_>>) -> sip_txn::BranchParam {
     let call_id = msg.call_id().unwrap_or_default();
     // The CSeq number as written (leading zeros kept), as Kamailio hashes it.
     let cseq_num = msg
         .header_value(HeaderName::CSeq)
         .and_then(|v| v.split(|b| b.is_ascii_whitespace()).find(|t| !t.is_empty()))
         .unwrap_or_default();
-    let via = msg.top_via().ok();
     let via_port = via
-        .as_ref()
         .and_then(|v| v.port)
-        .map(|p| p.to_string())
-        .unwrap_or_default();
+        .map(|p| StackText::number(u64::from(p)));
     let method = msg.method();
     let hop_by_hop = matches!(method, Some(Method::Invite | Method::Ack | Method::Cancel));
     let to_tag = if hop_by_hop {
@@ -117,13 +153,15 @@ pub fn stateless_branch(msg: &Message) -> String {
         call_id,
         ruri: msg.request_uri_bytes().unwrap_or_default(),
         cseq_num,
-        via_host: via.as_ref().map(|v| v.host_raw).unwrap_or_default(),
-        via_port: via_port.as_bytes(),
-        via_branch: via.as_ref().and_then(|v| v.branch()).unwrap_or_default(),
+        via_host: via.map(|v| v.host_raw).unwrap_or_default(),
+        via_port: via_port
+            .as_ref()
+            .map(StackText::as_bytes)
+            .unwrap_or_default(),
+        via_branch: via.and_then(|v| v.branch()).unwrap_or_default(),
     };
     let bucket = sip_txn::bucket_of(call_id, cseq_num, sip_txn::branch::DEFAULT_TABLE_SIZE);
-    let branch = sip_txn::encode_branch(bucket, sip_txn::char_value(&fields), 0);
-    String::from_utf8_lossy(branch.as_bytes()).into_owned()
+    sip_txn::encode_branch(bucket, sip_txn::char_value(&fields), 0)
 }
 
 /// The received source of a message.
@@ -138,9 +176,13 @@ pub struct Source {
 /// (RFC 3581 §4 requires both then); `rport=<port>` when the Via asks with `rport` or
 /// `force_rport()` was called.
 pub fn fix_top_via(msg: &Message, src: Source, force_rport: bool, edits: &mut EditList) {
-    let Ok(via) = msg.top_via() else {
-        return;
-    };
+    if let Ok(via) = msg.top_via() {
+        fix_via(&via, src, force_rport, edits);
+    }
+}
+
+/// [`fix_top_via`] with the top Via already decoded.
+fn fix_via(via: &Via<'_>, src: Source, force_rport: bool, edits: &mut EditList) {
     let same_host = match via.host {
         Host::Ipv4(ip) => IpAddr::V4(ip) == src.ip,
         Host::Ipv6(ip) => IpAddr::V6(ip) == src.ip,
@@ -148,10 +190,13 @@ pub fn fix_top_via(msg: &Message, src: Source, force_rport: bool, edits: &mut Ed
     };
     let rport = force_rport || via.rport().is_some();
     if !same_host || rport {
-        edits.set_top_via_param(b"received", Some(src.ip.to_string().as_bytes()));
+        edits.set_top_via_param(b"received", Some(StackText::ip(src.ip).as_bytes()));
     }
     if rport {
-        edits.set_top_via_param(b"rport", Some(src.port.to_string().as_bytes()));
+        edits.set_top_via_param(
+            b"rport",
+            Some(StackText::number(u64::from(src.port)).as_bytes()),
+        );
     }
 }
 
@@ -166,10 +211,37 @@ pub fn build_forward(
     force_rport: bool,
 ) -> Vec<u8> {
     let mut edits = edits.clone();
-    fix_top_via(msg, src, force_rport, &mut edits);
-    let via = format!("SIP/2.0/UDP {sent_by};branch={}", stateless_branch(msg));
-    edits.prepend_via(via.as_bytes());
-    msg.to_bytes(&edits)
+    print_forward(msg, &mut edits, src, force_rport, |line| {
+        line.extend_from_slice(sent_by.as_bytes());
+    })
+}
+
+/// [`build_forward`] over the caller's own edit list: the forward's edits are added for
+/// this printing and taken back afterwards (no copy of the list); `put_sent_by` writes the
+/// Via's sent-by into the line being built.
+pub(crate) fn print_forward(
+    msg: &Message,
+    edits: &mut EditList,
+    src: Source,
+    force_rport: bool,
+    put_sent_by: impl FnOnce(&mut Vec<u8>),
+) -> Vec<u8> {
+    let mark = edits.len();
+    // Decoded once for the Via fix and the branch.
+    let via = msg.top_via().ok();
+    if let Some(via) = &via {
+        fix_via(via, src, force_rport, edits);
+    }
+    let branch = stateless_branch_param(msg, via.as_ref());
+    let mut line = Vec::with_capacity(128);
+    line.extend_from_slice(b"Via: SIP/2.0/UDP ");
+    put_sent_by(&mut line);
+    line.extend_from_slice(b";branch=");
+    line.extend_from_slice(branch.as_bytes());
+    edits.insert_header_line(InsertAt::Top, line);
+    let bytes = msg.to_bytes(edits);
+    edits.truncate(mark);
+    bytes
 }
 
 /// True for addresses a proxy must never send to (RFC 4475 §3.3.10 bcast).

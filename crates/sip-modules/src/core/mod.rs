@@ -12,6 +12,8 @@ pub use forward::{
 };
 
 use sip_msg::{SipError, Uri};
+
+use crate::util::put_public_host_port;
 use sip_script::abi::{
     Arg, ArgKind, Ctx, FunctionExport, LogLevel, ModuleExports, Proto, RouteKinds, SerError, Stat,
 };
@@ -140,6 +142,23 @@ fn fail(ctx: &mut Ctx<'_>, err: SipError) -> i32 {
     -1
 }
 
+/// Where a forward goes before DNS: an IP literal (no lookup) or a name for the host.
+enum NextHop {
+    Ip(SocketAddr),
+    Name(Destination),
+}
+
+/// `addr`, unless it is an address a proxy must never send to.
+fn allowed(addr: SocketAddr) -> Result<SocketAddr, SipError> {
+    if is_forbidden_destination(addr.ip()) {
+        return Err(SipError::with_status(
+            "destination is a broadcast address",
+            500,
+        ));
+    }
+    Ok(addr)
+}
+
 /// Turns a destination into a socket address (IP literal or DNS through the host).
 fn resolve(ctx: &mut Ctx<'_>, dst: &Destination) -> Result<SocketAddr, SipError> {
     let ip = match dst.ip() {
@@ -151,24 +170,19 @@ fn resolve(ctx: &mut Ctx<'_>, dst: &Destination) -> Result<SocketAddr, SipError>
             .next()
             .ok_or(SipError::with_status("unresolvable destination", 478))?,
     };
-    if is_forbidden_destination(ip) {
-        return Err(SipError::with_status(
-            "destination is a broadcast address",
-            500,
-        ));
-    }
-    Ok(SocketAddr::new(ip, dst.port))
+    allowed(SocketAddr::new(ip, dst.port))
 }
 
-/// The `host:port` this proxy puts in its Via: the advertised address, else the socket.
-fn sent_by(ctx: &Ctx<'_>) -> String {
-    let (host, port) = ctx.src.local.public();
-    format!("{host}:{port}")
+fn resolve_hop(ctx: &mut Ctx<'_>, hop: NextHop) -> Result<SocketAddr, SipError> {
+    match hop {
+        NextHop::Ip(addr) => allowed(addr),
+        NextHop::Name(dst) => resolve(ctx, &dst),
+    }
 }
 
 /// Sends the current request statelessly to `dst` (see [`build_forward`]); replies go to
 /// their second Via.
-fn forward_to(ctx: &mut Ctx<'_>, dst: Result<Destination, SipError>) -> i32 {
+fn forward_to(ctx: &mut Ctx<'_>, dst: Result<NextHop, SipError>) -> i32 {
     if !ctx.is_request() {
         return match forward_reply(ctx.msg) {
             Ok((host, port, bytes)) => {
@@ -181,19 +195,25 @@ fn forward_to(ctx: &mut Ctx<'_>, dst: Result<Destination, SipError>) -> i32 {
             Err(e) => fail(ctx, e),
         };
     }
-    let addr = match dst.and_then(|d| resolve(ctx, &d)) {
+    let addr = match dst.and_then(|d| resolve_hop(ctx, d)) {
         Ok(a) => a,
         Err(e) => return fail(ctx, e),
     };
-    let mut edits = ctx.edits.clone();
-    if let Some(uri) = &ctx.new_ruri {
-        edits.set_request_uri(uri.as_bytes());
-    }
     let src = forward::Source {
         ip: ctx.src.addr.ip(),
         port: ctx.src.addr.port(),
     };
-    let bytes = build_forward(ctx.msg, &edits, &sent_by(ctx), src, ctx.force_rport);
+    // The R-URI rewrite and the forward's own edits are added to the script's list for
+    // this printing only (print_forward and the truncate take them back).
+    let mark = ctx.edits.len();
+    if let Some(uri) = &ctx.new_ruri {
+        ctx.edits.set_request_uri(uri.as_bytes());
+    }
+    let local = &ctx.src.local;
+    let bytes = forward::print_forward(ctx.msg, &mut ctx.edits, src, ctx.force_rport, |line| {
+        put_public_host_port(line, local)
+    });
+    ctx.edits.truncate(mark);
     send(ctx, addr, &bytes)
 }
 
@@ -216,12 +236,21 @@ fn send(ctx: &mut Ctx<'_>, addr: SocketAddr, bytes: &[u8]) -> i32 {
 
 /// `forward()`: to `$du` if set, else the R-URI.
 fn w_forward(ctx: &mut Ctx<'_>, _args: &[Arg]) -> i32 {
-    let target = ctx
-        .dst_uri
-        .clone()
-        .unwrap_or_else(|| ctx.ruri().into_owned());
-    let dst = uri_destination(target.as_bytes());
-    forward_to(ctx, dst)
+    let hop = {
+        let ruri;
+        let target = match &ctx.dst_uri {
+            Some(du) => du.as_str(),
+            None => {
+                ruri = ctx.ruri();
+                &*ruri
+            }
+        };
+        forward::uri_target(target.as_bytes()).map(|t| match t.ip() {
+            Some(ip) => NextHop::Ip(SocketAddr::new(ip, t.port)),
+            None => NextHop::Name(t.destination()),
+        })
+    };
+    forward_to(ctx, hop)
 }
 
 /// `forward(host, port)`.
@@ -243,7 +272,7 @@ fn w_forward_to(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
     if host.is_empty() {
         return fail(ctx, SipError::with_status("forward: empty host", 500));
     }
-    forward_to(ctx, Ok(Destination { host, port }))
+    forward_to(ctx, Ok(NextHop::Name(Destination { host, port })))
 }
 
 fn w_force_rport(ctx: &mut Ctx<'_>, _args: &[Arg]) -> i32 {
