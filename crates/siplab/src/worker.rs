@@ -1,7 +1,9 @@
 //! What a worker does with one datagram, as Kamailio's `receive_msg`: parse; a broken
 //! request gets the status its error carries (statelessly) or is dropped and counted; a
-//! request runs `request_route`; a reply runs the core `reply_route` (if any) and is
-//! forwarded statelessly along its second Via.
+//! request runs `request_route` and then the modules' end-of-script hooks (tm's delayed error
+//! reply); a reply runs the core `reply_route` (if any), then the modules' reply hooks (tm
+//! takes the replies of its transactions), and what nobody takes is forwarded statelessly
+//! along its second Via.
 
 use crate::app::{ChildEnv, MessageHandler, Shared};
 use crate::host::WorkerHost;
@@ -20,6 +22,8 @@ pub struct Worker {
     /// This process's row in the counters and process table.
     index: usize,
     has_reply_route: bool,
+    /// The receiving socket's address as sl seeds its To-tags with (formatted once).
+    tag_seed: String,
 }
 
 impl Worker {
@@ -32,6 +36,7 @@ impl Worker {
         env: &ChildEnv,
     ) -> Worker {
         let has_reply_route = script.route_id(RouteKind::Reply, None).is_some();
+        let tag_seed = local.addr.to_string();
         Worker {
             script,
             rt,
@@ -40,6 +45,7 @@ impl Worker {
             shared,
             index: env.index,
             has_reply_route,
+            tag_seed,
         }
     }
 
@@ -59,8 +65,7 @@ impl Worker {
     /// reply needs are usable, else drop. Both are counted as `err_requests`.
     fn reject(&mut self, msg: &Message, status: u16, why: &str, src: SocketAddr) {
         self.count(self.shared.stats.err_requests);
-        let seed = self.local.addr.to_string();
-        match sip_modules::core::error_reply(msg, status, &seed) {
+        match sip_modules::core::error_reply(msg, status, &self.tag_seed) {
             Some(bytes) => {
                 crate::log!(
                     Level::Info,
@@ -85,7 +90,7 @@ impl Worker {
         }
         // Kamailio's sl_filter_ACK: the ACK to a reply we generated statelessly ends here.
         if msg.method() == Some(Method::Ack)
-            && sip_modules::sl::is_ack_to_local_reply(msg, &self.local.addr.to_string())
+            && sip_modules::sl::is_ack_to_local_reply(msg, &self.tag_seed)
         {
             return;
         }
