@@ -231,6 +231,8 @@ pub struct ProxyCfg {
     pub globals: Vec<String>,
     /// The routing blocks; `GWPORT` is replaced by `gateway_port`.
     pub route: String,
+    /// Environment variables for the siplab process (debug-build test hooks).
+    pub env: Vec<(String, String)>,
 }
 
 impl ProxyCfg {
@@ -240,6 +242,7 @@ impl ProxyCfg {
             gateway_port,
             globals: Vec::new(),
             route: STATELESS_ROUTE.to_string(),
+            env: Vec::new(),
         }
     }
 
@@ -436,6 +439,7 @@ impl Proxy {
             .arg(&run_dir)
             .stdout(out)
             .stderr(err);
+        cmd.envs(cfg.env.iter().map(|(k, v)| (k, v)));
         let child =
             ChildGuard::spawn(&format!("siplab[{tag}]"), &mut cmd).map_err(StartError::Spawn)?;
         let mut proxy = Proxy {

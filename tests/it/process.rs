@@ -3,6 +3,7 @@
 
 use super::harness::{Proxy, ProxyCfg, pid_alive, udp_port_in_use, wait_until};
 use super::sipp::{Uac, Uas, run_calls};
+use super::udp::{Peer, options_request};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use std::collections::BTreeMap;
@@ -223,6 +224,45 @@ fn sigkilled_workers_during_stateful_calls_leave_no_lock_held() {
         current(&proxy)
     );
     assert_eq!(proxy.workers().len(), 4);
+}
+
+#[test]
+fn a_datagram_that_hits_a_bug_is_dropped_and_the_worker_lives_on() {
+    // Debug builds panic on a datagram carrying SIPLAB_PANIC_ON's text: a stand-in for a bug.
+    let mut uas = Uas::start();
+    let mut cfg = ProxyCfg::stateless(2, uas.port);
+    cfg.env
+        .push(("SIPLAB_PANIC_ON".into(), "X-Siplab-Test-Panic".into()));
+    let proxy = start("panic", cfg);
+    let before = rank_to_pid(&proxy);
+    let peer = Peer::bind();
+    let mut options = options_request(peer.addr, proxy.addr(), "panic-1");
+    let at = options.len() - 2;
+    options.splice(at..at, b"X-Siplab-Test-Panic: 1\r\n".iter().copied());
+    for _ in 0..3 {
+        peer.send_to(&options, proxy.addr());
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || proxy.stat("core:worker_panics")
+            == 3),
+        "core:worker_panics = {}\n{}",
+        proxy.stat("core:worker_panics"),
+        tail(&proxy.log_text(), 20)
+    );
+    assert_eq!(
+        rank_to_pid(&proxy),
+        before,
+        "a worker died or was respawned"
+    );
+    assert!(proxy.log_text().contains("hit a bug and was dropped"));
+    let later = run_calls(proxy.addr(), 20, 20);
+    assert_eq!(
+        (later.exit_code, later.successful, later.failed),
+        (Some(0), 20, 0),
+        "calls after the panics\n{}",
+        later.diagnostics
+    );
+    uas.assert_running();
 }
 
 #[test]

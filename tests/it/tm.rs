@@ -67,6 +67,7 @@ fn start_proxy(tag: &str, gw: &Gateway, gw2: Option<&Gateway>) -> Proxy {
         gateway_port: gw.port(),
         globals: Vec::new(),
         route: stateful_route(gw2.map(Gateway::port)),
+        env: Vec::new(),
     };
     match Proxy::start(tag, cfg) {
         Ok(p) => p,

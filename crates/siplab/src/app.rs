@@ -38,6 +38,8 @@ pub struct CoreStats {
     pub err_replies: CounterId,
     pub sent_replies: CounterId,
     pub sent_err_replies: CounterId,
+    /// Datagrams whose handling panicked (a bug); the worker survived them.
+    pub worker_panics: CounterId,
 }
 
 impl CoreStats {
@@ -62,6 +64,7 @@ impl CoreStats {
             err_replies: c.register("core:err_replies")?,
             sent_replies: c.register("sl:sent_replies")?,
             sent_err_replies: c.register("sl:sent_err_replies")?,
+            worker_panics: c.register("core:worker_panics")?,
         })
     }
 }
@@ -386,7 +389,21 @@ fn child_main(
                 match sock.recv_from(&mut buf) {
                     Ok((n, src)) => {
                         if let Some(data) = buf.get(..n) {
-                            h.handle(data, src);
+                            // A bug reached from one datagram must not cost this worker its
+                            // other calls: the panic unwinds (shm guards unlock on drop, tm's
+                            // state is copy-on-write), is counted, and the worker goes on.
+                            let handled =
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    h.handle(data, src)
+                                }));
+                            if handled.is_err() {
+                                let _ = shared.counters.inc(env.index, shared.stats.worker_panics);
+                                crate::log!(
+                                    Level::Crit,
+                                    "core",
+                                    "a {n}-byte datagram from {src} hit a bug and was dropped"
+                                );
+                            }
                         }
                         let _ = shared.procs.add_messages(env.index, 1);
                     }

@@ -24,6 +24,10 @@ pub struct Worker {
     has_reply_route: bool,
     /// The receiving socket's address as sl seeds its To-tags with (formatted once).
     tag_seed: String,
+    /// Debug builds only: a datagram containing this text panics (`SIPLAB_PANIC_ON`), so the
+    /// integration tests can show that a bug in one message does not take the worker down.
+    #[cfg(debug_assertions)]
+    panic_on: Option<Vec<u8>>,
 }
 
 impl Worker {
@@ -46,6 +50,10 @@ impl Worker {
             index: env.index,
             has_reply_route,
             tag_seed,
+            #[cfg(debug_assertions)]
+            panic_on: std::env::var_os("SIPLAB_PANIC_ON")
+                .map(|v| v.into_encoded_bytes())
+                .filter(|v| !v.is_empty()),
         }
     }
 
@@ -203,6 +211,12 @@ impl Worker {
 
 impl MessageHandler for Worker {
     fn handle(&mut self, data: &[u8], src: SocketAddr) {
+        #[cfg(debug_assertions)]
+        if let Some(magic) = &self.panic_on
+            && data.windows(magic.len()).any(|w| w == magic.as_slice())
+        {
+            panic!("SIPLAB_PANIC_ON test hook");
+        }
         // A datagram of only CRLFs is a keepalive (RFC 5626); nothing to answer.
         if data
             .iter()
