@@ -127,20 +127,24 @@ pub(crate) fn is_myself(ctx: &Ctx<'_>, uri: &Uri<'_>) -> bool {
     })
 }
 
-/// Per-message module data kept in the message's AVP store under names a script cannot
+/// The AVP name of a module's per-message data, `"\u{1}module:key"`: a name a script cannot
 /// write (the ABI has no per-message module slot; the AVP store is reset per message).
-pub(crate) fn private_avp_name(module: &str, key: &str) -> String {
-    format!("\u{1}{module}:{key}")
+/// A macro so the name is a constant, not a `format!` per call.
+macro_rules! private_name {
+    ($module:literal, $key:literal) => {
+        concat!("\u{1}", $module, ":", $key)
+    };
+}
+pub(crate) use private_name;
+
+/// The module data stored under `name` (a [`private_name!`]) for this message.
+pub(crate) fn private_get<'c>(ctx: &'c Ctx<'_>, name: &str) -> Option<&'c Value> {
+    ctx.avps.get(name, 0)
 }
 
-pub(crate) fn private_get(ctx: &Ctx<'_>, module: &str, key: &str) -> Option<Value> {
-    ctx.avps.get(&private_avp_name(module, key), 0).cloned()
-}
-
-pub(crate) fn private_set(ctx: &mut Ctx<'_>, module: &str, key: &str, v: Value) {
-    let name = private_avp_name(module, key);
-    ctx.avps.remove_all(&name);
-    ctx.avps.push(&name, v);
+pub(crate) fn private_set(ctx: &mut Ctx<'_>, name: &str, v: Value) {
+    ctx.avps.remove_all(name);
+    ctx.avps.push(name, v);
 }
 
 /// Strips one trailing line end from header text given in the cfg (`"X-A: 1\r\n"`): the
@@ -165,6 +169,11 @@ mod tests {
             proto: Proto::Udp,
             advertise: advertise.map(|(h, p)| (h.to_string(), p)),
         }
+    }
+
+    #[test]
+    fn private_names_cannot_be_written_by_a_script() {
+        assert_eq!(super::private_name!("rr", "done"), "\u{1}rr:done");
     }
 
     #[test]

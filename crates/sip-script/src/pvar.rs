@@ -5,13 +5,14 @@
 //! transformation or a write to a read-only PV is a load error, never a run-time surprise.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 
 use sip_msg::{Message, Scheme, Uri};
 
 use crate::abi::{Ctx, PvExport};
 use crate::pv::{FormatPart, PvIndex, PvRef};
 use crate::transform::{self, Trans};
-use crate::value::Value;
+use crate::value::{NULL_TEXT, Value, push_int};
 
 /// Built-in PVs that need no argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -277,10 +278,71 @@ impl PvEnv {
 
 /// Appends the expansion of `f` to `out`.
 pub(crate) fn format_into(ctx: &mut Ctx<'_>, f: &Format, out: &mut String) {
+    // One allocation for the usual line instead of growing 8, 16, 32, ... bytes.
+    let guess: usize = f
+        .parts
+        .iter()
+        .map(|p| match p {
+            FmtPart::Lit(s) => s.len(),
+            FmtPart::Pv(_) => 24,
+        })
+        .sum();
+    out.reserve(guess);
     for p in &f.parts {
         match p {
             FmtPart::Lit(s) => out.push_str(s),
-            FmtPart::Pv(pv) => get(ctx, pv).write_to(out),
+            FmtPart::Pv(pv) => {
+                let plain = pv.transforms.is_empty() && pv.index.is_none();
+                let written = match pv.kind {
+                    PvKind::Builtin(b) if plain => write_builtin(ctx, b, out),
+                    _ => false,
+                };
+                if !written {
+                    get(ctx, pv).write_to(out);
+                }
+            }
+        }
+    }
+}
+
+/// Appends the text of the built-in PVs a per-request log line typically prints straight
+/// into `out`, exactly as `get_builtin(..).write_to(out)` would, without a `Value` (one
+/// `String` each); false for the others.
+fn write_builtin(ctx: &mut Ctx<'_>, b: Builtin, out: &mut String) -> bool {
+    let msg = ctx.msg;
+    let push_opt_bytes = |out: &mut String, b: Option<&[u8]>| match b {
+        Some(b) => out.push_str(&String::from_utf8_lossy(b)),
+        None => out.push_str(NULL_TEXT),
+    };
+    match b {
+        Builtin::Rm if msg.is_request() => push_opt_bytes(out, msg.method_bytes()),
+        Builtin::Ru if msg.is_request() => out.push_str(&ctx.ruri()),
+        Builtin::Ou => push_opt_bytes(out, msg.request_uri_bytes()),
+        Builtin::Ci => push_opt_bytes(out, msg.call_id().ok()),
+        Builtin::Si => push_ip(out, ctx.src.addr.ip()),
+        Builtin::Sp => push_int(out, i64::from(ctx.src.addr.port())),
+        Builtin::Ri => push_ip(out, ctx.src.local.addr.ip()),
+        Builtin::Rp2 => push_int(out, i64::from(ctx.src.local.addr.port())),
+        Builtin::Pp => push_int(out, i64::from(ctx.host.pid())),
+        _ => return false,
+    }
+    true
+}
+
+/// Appends an IP address as `Display` prints it; IPv4 digit by digit (no `fmt`).
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                push_int(out, i64::from(octet));
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{v6}");
         }
     }
 }

@@ -75,13 +75,34 @@ impl Value {
     pub fn write_to(&self, out: &mut String) {
         match self {
             Value::Null => out.push_str(NULL_TEXT),
-            Value::Int(i) => {
-                use fmt::Write as _;
-                let _ = write!(out, "{i}");
-            }
+            Value::Int(i) => push_int(out, *i),
             Value::Str(s) => out.push_str(s),
         }
     }
+}
+
+/// Appends `i` in decimal, as `{i}` prints it, without the `fmt` machinery (format strings
+/// print integers per message: `$sp`, `$pp`, `$cs` in log lines).
+pub(crate) fn push_int(out: &mut String, i: i64) {
+    // u64::MAX has 20 digits, plus room for the sign.
+    let mut buf = [0u8; 21];
+    let mut pos = buf.len();
+    let mut n = i.unsigned_abs();
+    loop {
+        pos -= 1;
+        if let Some(d) = buf.get_mut(pos) {
+            *d = b'0' + (n % 10) as u8;
+        }
+        n /= 10;
+        if n == 0 || pos == 0 {
+            break;
+        }
+    }
+    if i < 0 {
+        out.push('-');
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(buf.get(pos..).unwrap_or_default()).unwrap_or_default());
 }
 
 impl fmt::Display for Value {
@@ -153,5 +174,14 @@ mod tests {
         assert!(Value::str("3").is_true());
         assert_eq!(Value::str("10").as_exact_int(), Some(10));
         assert_eq!(Value::str("10x").as_exact_int(), None);
+    }
+
+    #[test]
+    fn integers_print_as_display_does() {
+        for i in [0, 7, -7, 10, 5060, -5060, i64::MAX, i64::MIN] {
+            let mut out = String::from("x");
+            Value::Int(i).write_to(&mut out);
+            assert_eq!(out, format!("x{i}"));
+        }
     }
 }

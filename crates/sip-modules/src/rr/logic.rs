@@ -11,16 +11,32 @@ pub fn record_route_line(
     ftag: Option<&[u8]>,
     params: &str,
 ) -> Vec<u8> {
-    let mut line = b"Record-Route: <sip:".to_vec();
+    let mut line = Vec::with_capacity(64 + host_port.len() + params.len());
+    line.extend_from_slice(RECORD_ROUTE_START);
     line.extend_from_slice(host_port.as_bytes());
+    finish_record_route(&mut line, full_lr, ftag, &[params.as_bytes()]);
+    line
+}
+
+/// What a Record-Route line starts with, up to the host.
+pub(crate) const RECORD_ROUTE_START: &[u8] = b"Record-Route: <sip:";
+
+/// Ends a Record-Route line after its host:port: `;lr`, the From tag, `params`, `>`.
+pub(crate) fn finish_record_route(
+    line: &mut Vec<u8>,
+    full_lr: bool,
+    ftag: Option<&[u8]>,
+    params: &[&[u8]],
+) {
     line.extend_from_slice(if full_lr { b";lr=on" } else { b";lr" });
     if let Some(tag) = ftag {
         line.extend_from_slice(b";ftag=");
         line.extend_from_slice(tag);
     }
-    line.extend_from_slice(params.as_bytes());
+    for p in params {
+        line.extend_from_slice(p);
+    }
     line.push(b'>');
-    line
 }
 
 /// The Record-Route line of `record_route_preset(value)`: the value is the URI without

@@ -3,7 +3,9 @@
 
 pub mod logic;
 
-use sip_msg::{HeaderName, Uri};
+use std::borrow::Cow;
+
+use sip_msg::{HeaderName, InsertAt, Uri};
 use sip_script::abi::{
     Arg, ArgKind, Ctx, FunctionExport, LogLevel, ModInit, ModuleExports, ParamExport, ParamKind,
     PvExport, RouteKinds, Value,
@@ -11,7 +13,7 @@ use sip_script::abi::{
 
 pub use logic::{LooseRoute, insert_record_route, loose_route, record_route_line};
 
-use crate::util::{is_myself, private_get, private_set};
+use crate::util::{is_myself, private_get, private_name, private_set, put_public_host_port};
 
 const RR_ROUTES: RouteKinds = RouteKinds::REQUEST
     .union(RouteKinds::FAILURE)
@@ -143,75 +145,84 @@ fn config(ctx: &Ctx<'_>) -> RrConfig {
     ctx.module_state::<RrConfig>().copied().unwrap_or_default()
 }
 
+const PARAMS_AVP: &str = private_name!("rr", "params");
+const DONE_AVP: &str = private_name!("rr", "done");
+
 /// `;name=value` params queued by `add_rr_param` for this message.
-fn pending_params(ctx: &Ctx<'_>) -> String {
-    private_get(ctx, "rr", "params")
-        .map(|v| v.to_str().into_owned())
-        .unwrap_or_default()
+fn pending_params<'c>(ctx: &'c Ctx<'_>) -> Cow<'c, str> {
+    private_get(ctx, PARAMS_AVP).map_or(Cow::Borrowed(""), Value::to_str)
 }
 
 fn already_recorded(ctx: &Ctx<'_>) -> bool {
-    private_get(ctx, "rr", "done").is_some()
+    private_get(ctx, DONE_AVP).is_some()
 }
 
 fn mark_recorded(ctx: &mut Ctx<'_>) {
-    private_set(ctx, "rr", "done", Value::Int(1));
+    private_set(ctx, DONE_AVP, Value::Int(1));
 }
 
-/// Inserts our Record-Route with `host_port` (the socket's public address or a given one).
-fn insert_rr(ctx: &mut Ctx<'_>, host_port: &str, extra: &str) -> i32 {
+/// The address a Record-Route carries.
+enum RrAddress<'a> {
+    /// The receiving socket's public address (written without an intermediate String).
+    Socket,
+    /// `host:port` given by the script.
+    Given(&'a str),
+}
+
+/// Inserts our Record-Route for `address`, with the params queued by `add_rr_param` and
+/// `extra`.
+fn insert_rr(ctx: &mut Ctx<'_>, address: RrAddress<'_>, extra: &str) -> i32 {
     if !ctx.is_request() {
         return -1;
     }
     let cfg = config(ctx);
-    let ftag = if cfg.append_fromtag {
-        ctx.msg
-            .from()
-            .ok()
-            .and_then(|f| f.tag())
-            .map(<[u8]>::to_vec)
+    let msg = ctx.msg;
+    let from = if cfg.append_fromtag {
+        msg.from().ok()
     } else {
         None
     };
-    let user = if cfg.add_username {
-        let ruri = ctx.ruri();
-        Uri::parse(ruri.as_bytes())
-            .ok()
-            .and_then(|u| u.user.map(|b| String::from_utf8_lossy(b).into_owned()))
-    } else {
-        None
-    };
-    let host_port = match user {
-        Some(u) => format!("{u}@{host_port}"),
-        None => host_port.to_string(),
-    };
-    let params = format!("{}{extra}", pending_params(ctx));
-    let line = record_route_line(&host_port, cfg.full_lr, ftag.as_deref(), &params);
-    insert_record_route(&mut ctx.edits, &line);
+    let ftag = from.as_ref().and_then(|f| f.tag());
+    let ruri = cfg.add_username.then(|| ctx.ruri());
+    let ruri_parsed = ruri.as_ref().and_then(|r| Uri::parse(r.as_bytes()).ok());
+    let user = ruri_parsed.as_ref().and_then(|u| u.user);
+    let pending = pending_params(ctx);
+    let mut line = Vec::with_capacity(96 + pending.len() + extra.len());
+    line.extend_from_slice(logic::RECORD_ROUTE_START);
+    if let Some(u) = user {
+        // As text, like the R-URI user it came from (invalid UTF-8 replaced).
+        line.extend_from_slice(String::from_utf8_lossy(u).as_bytes());
+        line.push(b'@');
+    }
+    match address {
+        RrAddress::Socket => put_public_host_port(&mut line, &ctx.src.local),
+        RrAddress::Given(host_port) => line.extend_from_slice(host_port.as_bytes()),
+    }
+    logic::finish_record_route(
+        &mut line,
+        cfg.full_lr,
+        ftag,
+        &[pending.as_bytes(), extra.as_bytes()],
+    );
+    ctx.edits.insert_header_line(InsertAt::Top, line);
     mark_recorded(ctx);
     1
-}
-
-fn public_host_port(ctx: &Ctx<'_>) -> String {
-    let (host, port) = ctx.src.local.public();
-    format!("{host}:{port}")
 }
 
 /// `record_route([params])`.
 fn w_record_route(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
     let extra = match args.first() {
-        Some(a) => ctx.arg_str(a).into_owned(),
-        None => String::new(),
+        Some(a) => ctx.arg_str(a),
+        None => Cow::Borrowed(""),
     };
-    let hp = public_host_port(ctx);
-    insert_rr(ctx, &hp, &extra)
+    insert_rr(ctx, RrAddress::Socket, &extra)
 }
 
 /// `record_route_advertised_address(host:port)`.
 fn w_record_route_advertised(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
     let Some(a) = args.first() else { return -1 };
-    let hp = ctx.arg_str(a).trim().to_string();
-    insert_rr(ctx, &hp, "")
+    let hp = ctx.arg_str(a);
+    insert_rr(ctx, RrAddress::Given(hp.trim()), "")
 }
 
 /// `record_route_preset(value[, value2])`: the values are used as given (`sip:` and `;lr`
@@ -254,7 +265,7 @@ fn w_add_rr_param(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
         format!(";{p}")
     };
     let all = format!("{}{p}", pending_params(ctx));
-    private_set(ctx, "rr", "params", Value::Str(all));
+    private_set(ctx, PARAMS_AVP, Value::Str(all));
     1
 }
 

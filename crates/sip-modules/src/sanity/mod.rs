@@ -13,7 +13,7 @@ use sip_script::abi::{
     RouteKinds, Value,
 };
 
-use crate::util::{private_get, private_set};
+use crate::util::{private_get, private_name, private_set};
 
 const REQ: RouteKinds = RouteKinds::REQUEST
     .union(RouteKinds::FAILURE)
@@ -157,12 +157,15 @@ fn answer(ctx: &mut Ctx<'_>, failure: &SanityFailure, noreply: bool) {
         return;
     }
     if noreply {
-        private_set(ctx, "sanity", "code", Value::Int(i64::from(code)));
-        private_set(ctx, "sanity", "reason", Value::str(reason));
         private_set(
             ctx,
-            "sanity",
-            "header",
+            private_name!("sanity", "code"),
+            Value::Int(i64::from(code)),
+        );
+        private_set(ctx, private_name!("sanity", "reason"), Value::str(reason));
+        private_set(
+            ctx,
+            private_name!("sanity", "header"),
             Value::opt_bytes(failure.extra_header.as_deref().map(str::as_bytes)),
         );
         return;
@@ -205,14 +208,14 @@ fn w_sanity_check(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
 
 /// `sanity_reply()`: sends the reply a failed check stored under `noreply`.
 fn w_sanity_reply(ctx: &mut Ctx<'_>, _args: &[Arg]) -> i32 {
-    let Some(code) = private_get(ctx, "sanity", "code") else {
+    let Some(code) = private_get(ctx, private_name!("sanity", "code")) else {
         return -1;
     };
     let code = u16::try_from(code.to_int()).unwrap_or(500);
-    let reason = private_get(ctx, "sanity", "reason")
+    let reason = private_get(ctx, private_name!("sanity", "reason"))
         .map(|v| v.to_str().into_owned())
         .unwrap_or_default();
-    let header = private_get(ctx, "sanity", "header")
+    let header = private_get(ctx, private_name!("sanity", "header"))
         .filter(|v| !v.is_null())
         .map(|v| v.to_str().into_owned());
     let extra: Vec<&[u8]> = header.as_deref().map(str::as_bytes).into_iter().collect();

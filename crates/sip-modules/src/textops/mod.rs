@@ -250,15 +250,15 @@ fn w_has_body_type(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
 fn w_append_to_reply(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
     let Some(a) = args.first() else { return -1 };
     let text = ctx.arg_str(a).into_owned();
-    let mut lines = crate::util::private_get(ctx, "textops", "reply_headers")
-        .map(|v| v.to_str().into_owned())
-        .unwrap_or_default();
+    let mut lines =
+        crate::util::private_get(ctx, crate::util::private_name!("textops", "reply_headers"))
+            .map(|v| v.to_str().into_owned())
+            .unwrap_or_default();
     lines.push_str(header_line(&text));
     lines.push_str("\r\n");
     crate::util::private_set(
         ctx,
-        "textops",
-        "reply_headers",
+        crate::util::private_name!("textops", "reply_headers"),
         sip_script::abi::Value::Str(lines),
     );
     1
@@ -266,7 +266,7 @@ fn w_append_to_reply(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
 
 /// The header lines `append_to_reply` queued for this message (no line ends).
 pub fn reply_headers(ctx: &Ctx<'_>) -> Vec<String> {
-    crate::util::private_get(ctx, "textops", "reply_headers")
+    crate::util::private_get(ctx, crate::util::private_name!("textops", "reply_headers"))
         .map(|v| {
             v.to_str()
                 .split("\r\n")

@@ -102,7 +102,7 @@ fn log_at(ctx: &mut Ctx<'_>, level: LogLevel, fmt: Option<&Arg>) -> i32 {
         return 1;
     }
     let Some(fmt) = fmt else { return -1 };
-    let text = ctx.arg_str(fmt).into_owned();
+    let text = ctx.arg_str(fmt);
     ctx.log(level, LOG_MODULE, &text);
     1
 }
