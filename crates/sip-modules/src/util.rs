@@ -43,31 +43,37 @@ impl StackText {
     /// 45 bytes, a u64 20), so the 64-byte buffer never overflows; if it did, the text
     /// would be cut rather than panic.
     fn push(&mut self, bytes: &[u8]) {
-        let end = (self.len + bytes.len()).min(self.buf.len());
-        if let (Some(dst), Some(src)) =
-            (self.buf.get_mut(self.len..end), bytes.get(..end - self.len))
-        {
-            dst.copy_from_slice(src);
+        for &b in bytes {
+            self.push_byte(b);
         }
-        self.len = end;
     }
 
-    fn push_u64(&mut self, n: u64) {
-        // u64::MAX has 20 digits.
-        let mut digits = [0u8; 20];
-        let mut i = digits.len();
-        let mut n = n;
-        loop {
-            i -= 1;
-            if let Some(d) = digits.get_mut(i) {
-                *d = b'0' + (n % 10) as u8;
-            }
-            n /= 10;
-            if n == 0 || i == 0 {
-                break;
-            }
+    fn push_byte(&mut self, b: u8) {
+        if let Some(slot) = self.buf.get_mut(self.len) {
+            *slot = b;
+            self.len += 1;
         }
-        self.push(digits.get(i..).unwrap_or_default());
+    }
+
+    /// Decimal digits written in place, last digit first (no temporary buffer and copy:
+    /// an IPv4 address is four of these).
+    fn push_u64(&mut self, n: u64) {
+        let mut digits = 1;
+        let mut rest = n / 10;
+        while rest > 0 {
+            digits += 1;
+            rest /= 10;
+        }
+        let end = self.len + digits;
+        let Some(out) = self.buf.get_mut(self.len..end) else {
+            return;
+        };
+        let mut n = n;
+        for slot in out.iter_mut().rev() {
+            *slot = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        self.len = end;
     }
 
     fn push_ip(&mut self, ip: IpAddr) {
@@ -75,7 +81,7 @@ impl StackText {
             IpAddr::V4(v4) => {
                 for (i, octet) in v4.octets().into_iter().enumerate() {
                     if i > 0 {
-                        self.push(b".");
+                        self.push_byte(b'.');
                     }
                     self.push_u64(u64::from(octet));
                 }

@@ -1,5 +1,7 @@
 //! The owned message: start line and header index built once, typed views on demand.
 
+use std::sync::OnceLock;
+
 use crate::error::SipError;
 use crate::header::{HeaderName, NameKey};
 use crate::scan::{CommaSplit, all_token, any_lws, is_lws, is_token, parse_u32};
@@ -126,6 +128,16 @@ pub struct Message {
     headers_end: u32,
     body: Span,
     content_length: Option<u32>,
+    /// The From and To tags, decoded on first use: several modules ask for them per
+    /// request (record_route, the stateless branch, has_totag, tm's key).
+    tags: TagCache,
+}
+
+/// `None` until asked; then `Some(tag span)` (`Some(None)`: no tag or no usable header).
+#[derive(Clone, Debug, Default)]
+struct TagCache {
+    from: OnceLock<Option<Span>>,
+    to: OnceLock<Option<Span>>,
 }
 
 /// Why a datagram could not be parsed, with the partial message when the header index
@@ -392,6 +404,7 @@ impl Message {
             headers_end: 0,
             body: Span::default(),
             content_length: None,
+            tags: TagCache::default(),
             buf,
         };
         if let Err(e) = msg.index_headers(lf + 1) {
@@ -681,6 +694,24 @@ impl Message {
     pub fn to(&self) -> Result<NameAddr<'_>, SipError> {
         self.single(HeaderName::To, "missing To")
             .and_then(NameAddr::parse)
+    }
+
+    /// The From tag: `self.from().ok()?.tag()`, decoded once per message.
+    pub fn from_tag(&self) -> Option<&[u8]> {
+        let span = self.tags.from.get_or_init(|| {
+            let tag = self.from().ok().and_then(|f| f.tag());
+            tag.and_then(|t| self.span_of(t))
+        });
+        span.map(|s| self.slice(s))
+    }
+
+    /// The To tag: `self.to().ok()?.tag()`, decoded once per message.
+    pub fn to_tag(&self) -> Option<&[u8]> {
+        let span = self.tags.to.get_or_init(|| {
+            let tag = self.to().ok().and_then(|t| t.tag());
+            tag.and_then(|t| self.span_of(t))
+        });
+        span.map(|s| self.slice(s))
     }
 
     /// Max-Forwards, `None` when absent.

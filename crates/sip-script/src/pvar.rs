@@ -333,12 +333,30 @@ fn write_builtin(ctx: &mut Ctx<'_>, b: Builtin, out: &mut String) -> bool {
 fn push_ip(out: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
+            // "255.255.255.255" is 15 bytes: built on the stack, appended at once.
+            let mut text = [0u8; 15];
+            let mut len = 0;
+            let mut put = |b: u8| {
+                if let Some(slot) = text.get_mut(len) {
+                    *slot = b;
+                    len += 1;
+                }
+            };
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    out.push('.');
+                    put(b'.');
                 }
-                push_int(out, i64::from(octet));
+                if octet >= 100 {
+                    put(b'0' + octet / 100);
+                }
+                if octet >= 10 {
+                    put(b'0' + octet / 10 % 10);
+                }
+                put(b'0' + octet % 10);
             }
+            out.push_str(
+                std::str::from_utf8(text.get(..len).unwrap_or_default()).unwrap_or_default(),
+            );
         }
         IpAddr::V6(v6) => {
             use std::fmt::Write as _;
@@ -657,6 +675,30 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, pv: &PvSpec, v: Value) -> Result<(), String
         },
         PvKind::Builtin(_) | PvKind::Hdr(_) | PvKind::Null => {
             Err(format!("pseudo-variable `{}` is read-only", pv.text))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use super::push_ip;
+
+    #[test]
+    fn ip_text_is_what_display_prints() {
+        for ip in [
+            "0.0.0.0",
+            "9.10.99.100",
+            "192.0.2.10",
+            "255.255.255.255",
+            "::1",
+            "2001:db8::5",
+        ] {
+            let ip: IpAddr = ip.parse().unwrap_or_else(|e| panic!("{ip}: {e}"));
+            let mut out = String::from("x");
+            push_ip(&mut out, ip);
+            assert_eq!(out, format!("x{ip}"));
         }
     }
 }

@@ -145,10 +145,10 @@ fn stateless_branch_param(msg: &Message, via: Option<&Via<'_>>) -> sip_txn::Bran
     let to_tag = if hop_by_hop {
         &[][..]
     } else {
-        msg.to().ok().and_then(|t| t.tag()).unwrap_or_default()
+        msg.to_tag().unwrap_or_default()
     };
     let fields = sip_txn::CharValueFields {
-        from_tag: msg.from().ok().and_then(|f| f.tag()).unwrap_or_default(),
+        from_tag: msg.from_tag().unwrap_or_default(),
         to_tag,
         call_id,
         ruri: msg.request_uri_bytes().unwrap_or_default(),

@@ -142,7 +142,7 @@ pub fn loose_route(
         None => {
             // Kamailio: an out-of-dialog request whose only Route was ours is routed
             // normally (false); in-dialog it follows the R-URI (true).
-            let in_dialog = msg.to().ok().and_then(|t| t.tag()).is_some();
+            let in_dialog = msg.to_tag().is_some();
             outcome.ret = if removed_own && !in_dialog && !ruri_is_ours {
                 -1
             } else {

@@ -177,12 +177,11 @@ fn insert_rr(ctx: &mut Ctx<'_>, address: RrAddress<'_>, extra: &str) -> i32 {
     }
     let cfg = config(ctx);
     let msg = ctx.msg;
-    let from = if cfg.append_fromtag {
-        msg.from().ok()
+    let ftag = if cfg.append_fromtag {
+        msg.from_tag()
     } else {
         None
     };
-    let ftag = from.as_ref().and_then(|f| f.tag());
     let ruri = cfg.add_username.then(|| ctx.ruri());
     let ruri_parsed = ruri.as_ref().and_then(|r| Uri::parse(r.as_bytes()).ok());
     let user = ruri_parsed.as_ref().and_then(|u| u.user);

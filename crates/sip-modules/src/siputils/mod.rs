@@ -50,7 +50,7 @@ fn truth(b: bool) -> i32 {
 }
 
 fn w_has_totag(ctx: &mut Ctx<'_>, _args: &[Arg]) -> i32 {
-    truth(ctx.msg.to().ok().and_then(|t| t.tag()).is_some())
+    truth(ctx.msg.to_tag().is_some())
 }
 
 /// A request with one Via came straight from its UAC; a reply with two Vias goes straight

@@ -34,9 +34,7 @@ pub fn stateless_to_tag(req: &Message, seed: &str) -> String {
 pub fn is_ack_to_local_reply(req: &Message, seed: &str) -> bool {
     req.method() == Some(Method::Ack)
         && req
-            .to()
-            .ok()
-            .and_then(|t| t.tag())
+            .to_tag()
             .is_some_and(|tag| tag.starts_with(to_tag_prefix(seed).as_bytes()))
 }
 
