@@ -17,6 +17,8 @@ mod config_tests;
 #[cfg(test)]
 mod exhaustion_tests;
 #[cfg(test)]
+mod fuzz_tests;
+#[cfg(test)]
 mod gap_tests;
 #[cfg(test)]
 mod lab;
