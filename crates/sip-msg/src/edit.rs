@@ -43,6 +43,19 @@ enum Edit {
     ReplaceBody(Vec<u8>),
 }
 
+/// See [`EditList::summary`].
+#[derive(Default)]
+struct Summary<'e> {
+    uri: Option<&'e [u8]>,
+    max_forwards: Option<u32>,
+    body: Option<&'e [u8]>,
+    remove_top_via: bool,
+    remove_first_route: bool,
+    via_params: bool,
+    any_remove: bool,
+    any_after_last: bool,
+}
+
 /// Changes to print a message with. Edits at the same place print in the order added.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct EditList {
@@ -165,29 +178,27 @@ impl EditList {
         self.edits.push(edit);
     }
 
-    fn last_uri(&self) -> Option<&[u8]> {
-        self.edits.iter().rev().find_map(|e| match e {
-            Edit::SetRequestUri(u) => Some(u.as_slice()),
-            _ => None,
-        })
-    }
-
-    fn last_max_forwards(&self) -> Option<u32> {
-        self.edits.iter().rev().find_map(|e| match e {
-            Edit::SetMaxForwards(n) => Some(*n),
-            _ => None,
-        })
-    }
-
-    fn last_body(&self) -> Option<&[u8]> {
-        self.edits.iter().rev().find_map(|e| match e {
-            Edit::ReplaceBody(b) => Some(b.as_slice()),
-            _ => None,
-        })
-    }
-
-    fn has(&self, wanted: &Edit) -> bool {
-        self.edits.iter().any(|e| e == wanted)
+    /// What the printer needs to know about the whole list, found in one pass.
+    fn summary(&self) -> Summary<'_> {
+        let mut sum = Summary::default();
+        // Later edits of the same kind win, so the last one seen is kept.
+        for e in &self.edits {
+            match e {
+                Edit::Insert { at, .. } => match at {
+                    Position::Top => {}
+                    Position::AfterLast(_) => sum.any_after_last = true,
+                    Position::BeforeBody => {}
+                },
+                Edit::Remove(_) => sum.any_remove = true,
+                Edit::RemoveTopVia => sum.remove_top_via = true,
+                Edit::RemoveFirstRoute => sum.remove_first_route = true,
+                Edit::SetRequestUri(u) => sum.uri = Some(u),
+                Edit::SetMaxForwards(n) => sum.max_forwards = Some(*n),
+                Edit::SetTopViaParam { .. } => sum.via_params = true,
+                Edit::ReplaceBody(b) => sum.body = Some(b),
+            }
+        }
+        sum
     }
 
     fn removes(&self, msg: &Message, h: &Header) -> bool {
@@ -274,8 +285,7 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
         out.extend_from_slice(msg.slice(h.line));
         return;
     };
-    // The last edit for a given name wins.
-    // (name, `name[=value]` as printed)
+    // The last edit for a given name wins: (index in the list, name, `name[=value]`).
     let param_edits = || {
         edits.edits.iter().enumerate().filter_map(|(i, e)| {
             let Edit::SetTopViaParam { param, name_len } = e else {
@@ -287,15 +297,23 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
                 .iter()
                 .skip(i + 1)
                 .any(|l| via_param_name(l).is_some_and(|n| n.eq_ignore_ascii_case(name)));
-            (!later).then_some((name, param.as_slice()))
+            (!later).then_some((i, name, param.as_slice()))
         })
     };
     let mut cursor = h.line.start;
     let params = Via::parse(first).map(|v| v.params).unwrap_or_default();
+    // Bit i: the edit at index i replaced a parameter of the Via. Effective edits have
+    // distinct names, so this is `params.has(name)` without scanning the list again.
+    let mut replaced: u64 = 0;
     for p in params.iter() {
-        let Some((_, param)) = param_edits().find(|(n, _)| n.eq_ignore_ascii_case(p.name)) else {
+        let Some((index, _, param)) =
+            param_edits().find(|(_, n, _)| n.eq_ignore_ascii_case(p.name))
+        else {
             continue;
         };
+        if index < 64 {
+            replaced |= 1 << index;
+        }
         let Some(name_span) = msg.span_of(p.name) else {
             continue;
         };
@@ -314,8 +332,13 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
         start: cursor,
         end: first_span.end,
     }));
-    for (name, param) in param_edits() {
-        if !params.has(name) {
+    for (index, name, param) in param_edits() {
+        let present = if index < 64 {
+            replaced & (1 << index) != 0
+        } else {
+            params.has(name)
+        };
+        if !present {
             out.push(b';');
             out.extend_from_slice(param);
         }
@@ -354,7 +377,8 @@ impl CopyRun {
 /// Prints `msg` with `edits` applied into `out` (appending; no allocation when `out` has room).
 pub(crate) fn write_message(msg: &Message, edits: &EditList, out: &mut Vec<u8>) {
     let start_line = msg.start_line_span();
-    match (msg.start_line(), edits.last_uri()) {
+    let sum = edits.summary();
+    match (msg.start_line(), sum.uri) {
         (StartLine::Request { uri, .. }, Some(new_uri)) => {
             out.extend_from_slice(msg.slice(Span {
                 start: start_line.start,
@@ -371,26 +395,14 @@ pub(crate) fn write_message(msg: &Message, edits: &EditList, out: &mut Vec<u8>) 
     for line in edits.inserts_at(&Position::Top) {
         put_line(out, line);
     }
-    let max_forwards = edits.last_max_forwards();
-    let new_body = edits.last_body();
-    let remove_top_via = edits.has(&Edit::RemoveTopVia);
-    let remove_first_route = edits.has(&Edit::RemoveFirstRoute);
-    let via_params = edits
-        .edits
-        .iter()
-        .any(|e| matches!(e, Edit::SetTopViaParam { .. }));
+    let max_forwards = sum.max_forwards;
+    let new_body = sum.body;
+    let (remove_top_via, remove_first_route) = (sum.remove_top_via, sum.remove_first_route);
+    let via_params = sum.via_params;
     let (mut seen_via, mut seen_route, mut wrote_mf, mut wrote_cl) = (false, false, false, false);
     // Per-header edit scans only when such edits exist (a forward has none).
-    let any_remove = edits.edits.iter().any(|e| matches!(e, Edit::Remove(_)));
-    let any_after_last = edits.edits.iter().any(|e| {
-        matches!(
-            e,
-            Edit::Insert {
-                at: Position::AfterLast(_),
-                ..
-            }
-        )
-    });
+    let any_remove = sum.any_remove;
+    let any_after_last = sum.any_after_last;
     // Unchanged header lines are contiguous in the buffer: copy each run at once.
     let mut run = CopyRun::default();
     let headers: &[Header] = msg.headers().as_slice();
