@@ -3,7 +3,7 @@
 
 use crate::header::{HeaderName, NameKey};
 use crate::message::{Header, Message, Span, StartLine};
-use crate::scan::CommaSplit;
+use crate::scan::{CommaSplit, trim_lws};
 use crate::views::Via;
 
 /// Where [`EditList::insert_header`] puts a new header line.
@@ -301,7 +301,11 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
         })
     };
     let mut cursor = h.line.start;
-    let params = Via::parse(first).map(|v| v.params).unwrap_or_default();
+    let params = match msg.top_via() {
+        // The Via the message already decoded, when it is this value (the usual case).
+        Ok(top) if std::ptr::eq(top.raw, trim_lws(first)) => top.params,
+        _ => Via::parse(first).map(|v| v.params).unwrap_or_default(),
+    };
     // Bit i: the edit at index i replaced a parameter of the Via. Effective edits have
     // distinct names, so this is `params.has(name)` without scanning the list again.
     let mut replaced: u64 = 0;

@@ -6,7 +6,7 @@ use crate::error::SipError;
 use crate::header::{HeaderName, NameKey};
 use crate::scan::{CommaSplit, all_token, any_lws, is_lws, is_token, parse_u32};
 use crate::uri::{Uri, scheme_is_valid};
-use crate::views::{CSeq, Contact, ContentType, NameAddr, Reason, Via};
+use crate::views::{CSeq, Contact, ContentType, NameAddr, Reason, Via, ViaSpans};
 
 /// A byte range `[start, end)` into the message buffer.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -128,16 +128,18 @@ pub struct Message {
     headers_end: u32,
     body: Span,
     content_length: Option<u32>,
-    /// The From and To tags, decoded on first use: several modules ask for them per
-    /// request (record_route, the stateless branch, has_totag, tm's key).
-    tags: TagCache,
+    /// Views decoded on first use and kept: several modules ask for the same ones per
+    /// request (record_route, the stateless branch, has_totag, tm's key, the printer).
+    decoded: Decoded,
 }
 
-/// `None` until asked; then `Some(tag span)` (`Some(None)`: no tag or no usable header).
+/// Positions, not views, so the message does not borrow itself. Empty until asked.
 #[derive(Clone, Debug, Default)]
-struct TagCache {
-    from: OnceLock<Option<Span>>,
-    to: OnceLock<Option<Span>>,
+struct Decoded {
+    /// The From / To tag (`None`: no tag or no usable header).
+    from_tag: OnceLock<Option<Span>>,
+    to_tag: OnceLock<Option<Span>>,
+    top_via: OnceLock<Result<ViaSpans, SipError>>,
 }
 
 /// Why a datagram could not be parsed, with the partial message when the header index
@@ -404,7 +406,7 @@ impl Message {
             headers_end: 0,
             body: Span::default(),
             content_length: None,
-            tags: TagCache::default(),
+            decoded: Decoded::default(),
             buf,
         };
         if let Err(e) = msg.index_headers(lf + 1) {
@@ -656,11 +658,23 @@ impl Message {
 
     /// The first Via value.
     pub fn top_via(&self) -> Result<Via<'_>, SipError> {
+        if let Some(cached) = self.decoded.top_via.get() {
+            return cached.map(|spans| Via::from_spans(self, &spans));
+        }
         // The first element of `header_values(Via)`, without the span round trip.
-        self.headers_of(HeaderName::Via)
+        let via = self
+            .headers_of(HeaderName::Via)
             .find_map(|h| CommaSplit::new(self.slice(h.value)).next())
             .ok_or(SipError::bad_request("missing Via"))
-            .and_then(Via::parse)
+            .and_then(Via::parse);
+        let spans = match &via {
+            Ok(v) => v.to_spans(self).map(Ok),
+            Err(e) => Some(Err(*e)),
+        };
+        if let Some(spans) = spans {
+            let _ = self.decoded.top_via.set(spans);
+        }
+        via
     }
 
     /// Every Via value, top first.
@@ -698,7 +712,7 @@ impl Message {
 
     /// The From tag: `self.from().ok()?.tag()`, decoded once per message.
     pub fn from_tag(&self) -> Option<&[u8]> {
-        let span = self.tags.from.get_or_init(|| {
+        let span = self.decoded.from_tag.get_or_init(|| {
             let tag = self.from().ok().and_then(|f| f.tag());
             tag.and_then(|t| self.span_of(t))
         });
@@ -707,7 +721,7 @@ impl Message {
 
     /// The To tag: `self.to().ok()?.tag()`, decoded once per message.
     pub fn to_tag(&self) -> Option<&[u8]> {
-        let span = self.tags.to.get_or_init(|| {
+        let span = self.decoded.to_tag.get_or_init(|| {
             let tag = self.to().ok().and_then(|t| t.tag());
             tag.and_then(|t| self.span_of(t))
         });
@@ -861,6 +875,32 @@ bodyTRAILING";
         assert_eq!(m.headers_named(b"CALL-id").count(), 1);
         assert_eq!(m.headers_named(b"v").count(), 2);
         m.validate()?;
+        Ok(())
+    }
+
+    #[test]
+    fn kept_views_equal_fresh_decodes() -> TestResult {
+        for raw in [
+            INVITE,
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::1]:5070;ttl=3;maddr=x;received=1.2.3.4;rport=9\r\nFrom: a <sip:a@b>;tag=1;tag=2\r\nTo: <sip:c@d>;tag=t\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch\r\nFrom: <sip:a@b\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nTo: x\r\n\r\n",
+        ] {
+            let m = Message::parse_slice(raw)?;
+            let fresh = m
+                .header_values(HeaderName::Via)
+                .next()
+                .ok_or(SipError::bad_request("missing Via"))
+                .and_then(|s| Via::parse(m.slice(s)));
+            // The first call decodes and keeps, the second rebuilds from the kept positions.
+            assert_eq!(m.top_via(), fresh);
+            assert_eq!(m.top_via(), fresh);
+            assert_eq!(m.clone().top_via(), fresh);
+            let from_tag = m.from().ok().and_then(|f| f.tag());
+            assert_eq!((m.from_tag(), m.from_tag()), (from_tag, from_tag));
+            let to_tag = m.to().ok().and_then(|t| t.tag());
+            assert_eq!((m.to_tag(), m.to_tag()), (to_tag, to_tag));
+        }
         Ok(())
     }
 

@@ -267,6 +267,11 @@ impl<'a> Params<'a> {
         Ok(Params { raw })
     }
 
+    /// A list [`Params::parse`] already accepted (kept as positions and rebuilt).
+    pub(crate) fn from_checked(raw: &'a [u8]) -> Params<'a> {
+        Params { raw }
+    }
+
     /// The raw text of the list, starting at the first `;`.
     pub fn raw(&self) -> &'a [u8] {
         self.raw

@@ -3,6 +3,7 @@
 
 use crate::error::SipError;
 use crate::header::eq_ignore_case_lower;
+use crate::message::{Message, Span};
 use crate::scan::{
     Params, VIA_HOST_END, all_token, host_prefix, is_lws, is_token, parse_u32, quoted_len,
     skip_lws, trim_lws,
@@ -150,6 +151,83 @@ impl<'a> Via<'a> {
     pub fn ttl(&self) -> Option<u8> {
         self.ttl
     }
+
+    /// This view as positions in `msg` (which it must have been parsed from); `None` if a
+    /// part does not lie in the message buffer.
+    pub(crate) fn to_spans(&self, msg: &Message) -> Option<ViaSpans> {
+        let span = |s: &[u8]| msg.span_of(s);
+        let opt_span = |s: Option<&[u8]>| match s {
+            Some(s) => span(s).map(Some),
+            None => Some(None),
+        };
+        Some(ViaSpans {
+            raw: span(self.raw)?,
+            protocol: span(self.protocol)?,
+            version: span(self.version)?,
+            transport: span(self.transport)?,
+            host: match self.host {
+                Host::Name(n) => HostSpan::Name(span(n)?),
+                Host::Ipv4(ip) => HostSpan::Ipv4(ip),
+                Host::Ipv6(ip) => HostSpan::Ipv6(ip),
+            },
+            host_raw: span(self.host_raw)?,
+            port: self.port,
+            params: span(self.params.raw())?,
+            branch: opt_span(self.branch)?,
+            rport: self.rport,
+            received: opt_span(self.received)?,
+            maddr: opt_span(self.maddr)?,
+            ttl: self.ttl,
+        })
+    }
+
+    /// The view [`Via::to_spans`] recorded.
+    pub(crate) fn from_spans(msg: &'a Message, s: &ViaSpans) -> Via<'a> {
+        Via {
+            raw: msg.slice(s.raw),
+            protocol: msg.slice(s.protocol),
+            version: msg.slice(s.version),
+            transport: msg.slice(s.transport),
+            host: match s.host {
+                HostSpan::Name(n) => Host::Name(msg.slice(n)),
+                HostSpan::Ipv4(ip) => Host::Ipv4(ip),
+                HostSpan::Ipv6(ip) => Host::Ipv6(ip),
+            },
+            host_raw: msg.slice(s.host_raw),
+            port: s.port,
+            params: Params::from_checked(msg.slice(s.params)),
+            branch: s.branch.map(|b| msg.slice(b)),
+            rport: s.rport,
+            received: s.received.map(|b| msg.slice(b)),
+            maddr: s.maddr.map(|b| msg.slice(b)),
+            ttl: s.ttl,
+        }
+    }
+}
+
+/// A decoded [`Via`] as positions in its message, so [`Message`] can keep its top Via.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ViaSpans {
+    raw: Span,
+    protocol: Span,
+    version: Span,
+    transport: Span,
+    host: HostSpan,
+    host_raw: Span,
+    port: Option<u16>,
+    params: Span,
+    branch: Option<Span>,
+    rport: Option<Option<u16>>,
+    received: Option<Span>,
+    maddr: Option<Span>,
+    ttl: Option<u8>,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum HostSpan {
+    Name(Span),
+    Ipv4(std::net::Ipv4Addr),
+    Ipv6(std::net::Ipv6Addr),
 }
 
 fn take_token(s: &[u8]) -> (&[u8], &[u8]) {
