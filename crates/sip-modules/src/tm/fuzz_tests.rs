@@ -54,13 +54,15 @@ const GW3: &str = "10.0.0.22:5070";
 const HASH_SIZE: u32 = 64;
 
 /// The stock-like stateful cfg: t_check_trans idiom, t_relay, failure_route (serial
-/// forking on 486/408/503), onreply_route, branch_route (a header per branch, one branch
-/// moved to GW3, `drop` for user "drop"). Short timers so calls end within the run.
+/// forking on 486/408/503), onreply_route (drops 183 and 603), branch_route (a header per
+/// branch, one branch moved to GW3, `drop` for user "drop"), parallel forking for user
+/// "fork", a local t_reply for user "local". Short timers so calls end within the run.
 const CFG: &str = r#"
 debug=3
 loadmodule "tm.so"
 loadmodule "tmx.so"
 loadmodule "sl.so"
+loadmodule "corex.so"
 loadmodule "textops.so"
 loadmodule "siputils.so"
 loadmodule "pv.so"
@@ -84,7 +86,16 @@ request_route {
             exit;
         }
     }
-    if ($rU == "fo" || $rU == "drop") {
+    if ($rU == "local" && !is_method("ACK")) {
+        if (t_newtran()) {
+            t_reply("404", "Not Here");
+        }
+        exit;
+    }
+    if ($rU == "fork") {
+        append_branch("sip:fork@10.0.0.21:5070");
+    }
+    if ($rU == "fo" || $rU == "drop" || $rU == "fork") {
         t_on_failure("NEXT_GW");
     }
     t_on_reply("REPLY");
@@ -108,6 +119,9 @@ branch_route[BR] {
 
 onreply_route[REPLY] {
     xlog("L_INFO", "onreply $rs $T_reply_code\n");
+    if ($rs == 183 || $rs == 603) {
+        drop;
+    }
     append_hf("X-Onreply: $rs\r\n");
 }
 
@@ -158,7 +172,7 @@ fn feed(w: &mut Worker, data: &[u8], src: SocketAddr) -> Fed {
     let msg = match Message::parse(data.to_vec()) {
         Ok(m) => m,
         Err(e) => {
-            if std::env::var_os("FUZZ_DEBUG").is_some_and(|v| v == "2") {
+            if std::env::var_os("SIPLAB_FUZZ_DEBUG").is_some_and(|v| v == "2") {
                 eprintln!("UNPARSED {}: {:?}", e.error, String::from_utf8_lossy(data));
             }
             return Fed::Unparsed;
@@ -444,8 +458,28 @@ fn mutate_fields(rng: &mut XorShift, text: &str) -> String {
         Some((s, e)) => format!("{}{line}{}", &text[..s], &text[e..]),
         None => text.to_string(),
     };
-    match rng.below(8) {
+    match rng.below(10) {
         0 => replace(text, &["Call-ID", "i"], "Call-ID: fuzz-other@192.0.2.10"),
+        8 => {
+            // One header line repeated hundreds of times (Vias, Record-Routes, ...).
+            let lines: Vec<&str> = text.split("\r\n").collect();
+            let i = 1 + rng.below(lines.len().saturating_sub(3).max(1));
+            let times = 100 + rng.below(300);
+            let mut out: Vec<&str> = lines[..i].to_vec();
+            out.extend(std::iter::repeat_n(lines[i], times));
+            out.extend_from_slice(&lines[i..]);
+            out.join("\r\n")
+        }
+        9 => {
+            // A body of tens of kilobytes, Content-Length to match.
+            let head = text.split("\r\n\r\n").next().unwrap_or(text);
+            let body = "a=x\r\n".repeat(1_000 + rng.below(9_000));
+            let head = match header_line(head, &["Content-Length", "l"]) {
+                Some((s, e)) => format!("{}{}", &head[..s], &head[e + 2.min(head.len() - e)..]),
+                None => head.to_string(),
+            };
+            format!("{head}\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+        }
         1 => match header_line(text, &["To", "t"]) {
             Some((s, e)) => {
                 let line = &text[s..e];
@@ -606,9 +640,21 @@ Contact: <sip:alice@192.0.2.10:5091>\r\n\
         }
     }
 
+    /// An ACK for a 2xx reusing the INVITE's branch (RFC 2543 habit): it must not be
+    /// taken for the hop-by-hop ACK of a negative reply.
+    fn ack_same_branch(&self) -> String {
+        let tag = self.final_tag.as_deref().unwrap_or("gw");
+        self.request_with("ACK", &self.branch(), "1 ACK", Some(tag))
+    }
+
     /// Every request of this call, for the mutator.
     fn templates(&self) -> Vec<String> {
-        vec![self.request(), self.cancel(), self.ack()]
+        vec![
+            self.request(),
+            self.cancel(),
+            self.ack(),
+            self.ack_same_branch(),
+        ]
     }
 }
 
@@ -634,6 +680,8 @@ struct Run {
     /// Datagrams delivered, and the most transactions seen alive (sampled).
     steps: u64,
     max_live: u64,
+    /// Start lines of what the proxy sent, counted by destination (debug output).
+    sent_lines: std::collections::BTreeMap<String, usize>,
 }
 
 const KEEP: usize = 96;
@@ -667,6 +715,7 @@ impl Run {
             used_before,
             steps: 0,
             max_live: 0,
+            sent_lines: Default::default(),
         }
     }
 
@@ -687,6 +736,16 @@ impl Run {
     fn record(&mut self, outs: Vec<Out>) {
         let gws = [addr(GW1), addr(GW2), addr(GW3)];
         for out in outs {
+            let line = out
+                .first_line()
+                .split(" sip:")
+                .next()
+                .unwrap_or("")
+                .to_string();
+            *self
+                .sent_lines
+                .entry(format!("{} {line}", out.dst))
+                .or_default() += 1;
             let Ok(msg) = Message::parse(out.text.as_bytes().to_vec()) else {
                 self.unparsable_sends += 1;
                 continue;
@@ -754,7 +813,9 @@ impl Run {
                     Kind::Message,
                     Kind::Bye,
                 ]);
-                let user = *self.rng.pick(&["fo", "fo", "bob", "drop"]);
+                let user = self
+                    .rng
+                    .one_of(&["fo", "fo", "bob", "drop", "fork", "fork", "local"]);
                 let call = Call {
                     n,
                     kind,
@@ -777,10 +838,17 @@ impl Run {
                 }
             }
             42..50 => {
+                let same_branch = self.rng.pct(20);
                 let ack = self
                     .some_call()
                     .filter(|c| c.final_tag.is_some() || c.final_code >= 300)
-                    .map(Call::ack);
+                    .map(|c| {
+                        if same_branch {
+                            c.ack_same_branch()
+                        } else {
+                            c.ack()
+                        }
+                    });
                 if let Some(ack) = ack {
                     self.deliver(ack.as_bytes(), addr(UAC));
                 }
@@ -842,12 +910,16 @@ impl Run {
 
     /// Ends the run: every timer fires, then the table must be empty and every byte back.
     fn finish(mut self) -> Lab {
+        assert_eq!(
+            self.unparsable_sends, 0,
+            "the proxy sent datagrams that do not parse"
+        );
         assert!(
             self.max_live >= 20,
             "the fuzz input met few live transactions: at most {}",
             self.max_live
         );
-        if std::env::var_os("FUZZ_DEBUG").is_some() {
+        if std::env::var_os("SIPLAB_FUZZ_DEBUG").is_some() {
             let t = self.lab.table();
             eprintln!(
                 "max_live {} created {} rpl_received {} unparsable_sends {} calls {}",
@@ -857,6 +929,7 @@ impl Run {
                 self.unparsable_sends,
                 self.next_call
             );
+            eprintln!("{:#?}", self.sent_lines);
         }
         // No more input: the longest chain (serial forking through every branch slot at
         // fr_inv_timer each, then wt_timer) ends well within 200 s.
@@ -895,6 +968,18 @@ fn corpus_requests() -> Vec<Vec<u8>> {
     requests
 }
 
+/// The run's seed and length: the test's own, unless a soak run asks for others
+/// (`SIPLAB_FUZZ_SEED=n` mixes n into the seed, `SIPLAB_FUZZ_ROUNDS=n` sets the length).
+fn soak(seed: u64, rounds: usize) -> (u64, usize) {
+    let env = |name: &str| std::env::var(name).ok().and_then(|v| v.parse::<u64>().ok());
+    let seed = seed
+        ^ env("SIPLAB_FUZZ_SEED")
+            .unwrap_or(0)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let rounds = env("SIPLAB_FUZZ_ROUNDS").map_or(rounds, |r| r as usize);
+    (seed, rounds)
+}
+
 /// Counts of what the fuzz input became.
 #[derive(Default, Debug)]
 struct Tally {
@@ -924,6 +1009,7 @@ impl Tally {
 /// Runs `rounds` mutated requests (corpus requests when `corpus`, else the live calls'
 /// INVITE/CANCEL/ACK/BYE/MESSAGE) with valid traffic in between.
 fn fuzz_requests(seed: u64, rounds: usize, corpus: bool) -> (Tally, Lab) {
+    let (seed, rounds) = soak(seed, rounds);
     let corpus_msgs = if corpus {
         corpus_requests()
     } else {
@@ -974,7 +1060,7 @@ fn fuzz_requests(seed: u64, rounds: usize, corpus: bool) -> (Tally, Lab) {
         let fed = run.deliver(&mutated, addr(src));
         tally.add(fed);
     }
-    if std::env::var_os("FUZZ_DEBUG").is_some() {
+    if std::env::var_os("SIPLAB_FUZZ_DEBUG").is_some() {
         eprintln!("{tally:?}");
     }
     let lab = run.finish();
@@ -1004,6 +1090,7 @@ fn mutated_call_requests_among_live_calls_never_panic_or_leak() {
 /// Runs `rounds` mutated replies to what tm sent (branch, CSeq, status, fields, bytes)
 /// on random workers, with valid traffic and timer ticks in between.
 fn fuzz_replies(seed: u64, rounds: usize) -> (Tally, Lab) {
+    let (seed, rounds) = soak(seed, rounds);
     let mut run = Run::new(seed);
     let mut tally = Tally::default();
     while tally.total < rounds {
@@ -1054,7 +1141,7 @@ fn fuzz_replies(seed: u64, rounds: usize) -> (Tally, Lab) {
         let fed = run.deliver(&bytes, addr(src));
         tally.add(fed);
     }
-    if std::env::var_os("FUZZ_DEBUG").is_some() {
+    if std::env::var_os("SIPLAB_FUZZ_DEBUG").is_some() {
         eprintln!("{tally:?}");
     }
     let lab = run.finish();
