@@ -83,7 +83,14 @@ impl StackText {
                     if i > 0 {
                         self.push_byte(b'.');
                     }
-                    self.push_u64(u64::from(octet));
+                    // At most three digits, no leading zeros.
+                    if octet >= 100 {
+                        self.push_byte(b'0' + octet / 100);
+                    }
+                    if octet >= 10 {
+                        self.push_byte(b'0' + octet / 10 % 10);
+                    }
+                    self.push_byte(b'0' + octet % 10);
                 }
             }
             // Rare on this lab's UDP sockets: the standard formatter (RFC 5952 form).

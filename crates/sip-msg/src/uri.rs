@@ -64,25 +64,37 @@ impl<'a> Host<'a> {
 }
 
 /// Dotted-quad IPv4 with the rules of `Ipv4Addr::from_str` (four 1–3 digit parts, each
-/// ≤ 255, no leading zeros), without going through `str`.
+/// ≤ 255, no leading zeros), without going through `str`: one pass over the bytes (every
+/// URI and Via with an IP host comes through here, several times per request).
 fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
     let mut octets = [0u8; 4];
-    let mut parts = s.split(|&b| b == b'.');
-    for octet in &mut octets {
-        let part = parts.next()?;
-        if part.is_empty() || part.len() > 3 || (part.len() > 1 && part.first() == Some(&b'0')) {
-            return None;
-        }
-        let mut value: u16 = 0;
-        for &d in part {
-            if !d.is_ascii_digit() {
+    let mut part = 0; // index of the octet being read
+    let mut value: u16 = 0;
+    let mut digits = 0;
+    for &b in s {
+        if b.is_ascii_digit() {
+            // A part may not start with 0 unless it is just "0"; at most 3 digits.
+            if (digits == 1 && value == 0) || digits == 3 {
                 return None;
             }
-            value = value * 10 + u16::from(d - b'0');
+            value = value * 10 + u16::from(b - b'0');
+            digits += 1;
+        } else if b == b'.' && digits > 0 {
+            *octets.get_mut(part)? = u8::try_from(value).ok()?;
+            part += 1;
+            if part == 4 {
+                return None;
+            }
+            (value, digits) = (0, 0);
+        } else {
+            return None;
         }
-        *octet = u8::try_from(value).ok()?;
     }
-    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+    if part != 3 || digits == 0 {
+        return None;
+    }
+    *octets.get_mut(3)? = u8::try_from(value).ok()?;
+    Some(Ipv4Addr::from(octets))
 }
 
 /// A parsed URI. Borrowed from the bytes it was parsed from.

@@ -310,8 +310,12 @@ pub(crate) fn format_into(ctx: &mut Ctx<'_>, f: &Format, out: &mut String) {
 /// `String` each); false for the others.
 fn write_builtin(ctx: &mut Ctx<'_>, b: Builtin, out: &mut String) -> bool {
     let msg = ctx.msg;
+    // `from_utf8` first: much cheaper than the lossy scan for the (usual) valid text.
     let push_opt_bytes = |out: &mut String, b: Option<&[u8]>| match b {
-        Some(b) => out.push_str(&String::from_utf8_lossy(b)),
+        Some(b) => match std::str::from_utf8(b) {
+            Ok(text) => out.push_str(text),
+            Err(_) => out.push_str(&String::from_utf8_lossy(b)),
+        },
         None => out.push_str(NULL_TEXT),
     };
     match b {
