@@ -694,8 +694,9 @@ fn push_bounded<T>(q: &mut VecDeque<T>, item: T) {
 }
 
 impl Run {
-    fn new(seed: u64) -> Run {
-        let lab = Lab::with_region(CFG, 32 << 20);
+    /// A run over a shm region of `region` bytes.
+    fn new(seed: u64, region: usize) -> Run {
+        let lab = Lab::with_region(CFG, region);
         let workers = (0..3).map(|_| lab.worker()).collect();
         let timer = lab.worker();
         let used_before = lab.region.stats().used;
@@ -922,12 +923,13 @@ impl Run {
         if std::env::var_os("SIPLAB_FUZZ_DEBUG").is_some() {
             let t = self.lab.table();
             eprintln!(
-                "max_live {} created {} rpl_received {} unparsable_sends {} calls {}",
+                "max_live {} created {} rpl_received {} unparsable_sends {} calls {} exhausted {}",
                 self.max_live,
                 t.stat(Stat::Created),
                 t.stat(Stat::RplReceived),
                 self.unparsable_sends,
-                self.next_call
+                self.next_call,
+                t.stat(Stat::ShmExhausted)
             );
             eprintln!("{:#?}", self.sent_lines);
         }
@@ -1009,13 +1011,23 @@ impl Tally {
 /// Runs `rounds` mutated requests (corpus requests when `corpus`, else the live calls'
 /// INVITE/CANCEL/ACK/BYE/MESSAGE) with valid traffic in between.
 fn fuzz_requests(seed: u64, rounds: usize, corpus: bool) -> (Tally, Lab) {
+    fuzz_requests_in(seed, rounds, corpus, ROOMY)
+}
+
+/// Enough shm that nothing runs out.
+const ROOMY: usize = 32 << 20;
+
+/// So little shm that creating transactions and storing replies fail now and then.
+const TIGHT: usize = 80 << 10;
+
+fn fuzz_requests_in(seed: u64, rounds: usize, corpus: bool, region: usize) -> (Tally, Lab) {
     let (seed, rounds) = soak(seed, rounds);
     let corpus_msgs = if corpus {
         corpus_requests()
     } else {
         Vec::new()
     };
-    let mut run = Run::new(seed);
+    let mut run = Run::new(seed, region);
     let mut tally = Tally::default();
     while tally.total < rounds {
         for _ in 0..1 + run.rng.below(2) {
@@ -1090,8 +1102,12 @@ fn mutated_call_requests_among_live_calls_never_panic_or_leak() {
 /// Runs `rounds` mutated replies to what tm sent (branch, CSeq, status, fields, bytes)
 /// on random workers, with valid traffic and timer ticks in between.
 fn fuzz_replies(seed: u64, rounds: usize) -> (Tally, Lab) {
+    fuzz_replies_in(seed, rounds, ROOMY)
+}
+
+fn fuzz_replies_in(seed: u64, rounds: usize, region: usize) -> (Tally, Lab) {
     let (seed, rounds) = soak(seed, rounds);
-    let mut run = Run::new(seed);
+    let mut run = Run::new(seed, region);
     let mut tally = Tally::default();
     while tally.total < rounds {
         for _ in 0..1 + run.rng.below(2) {
@@ -1166,4 +1182,20 @@ fn mutated_replies_with_other_seed_never_panic_or_leak() {
         "too few reached tm: {tally:?}"
     );
     assert!(lab.table().stat(Stat::RplReceived) > 2_000, "{tally:?}");
+}
+
+/// The same traffic with shm nearly full: transactions that cannot be created or grown
+/// fail their calls, yet nothing panics and every byte comes back.
+#[test]
+fn mutated_traffic_with_shm_running_out_never_panics_or_leaks() {
+    let (requests, lab) = fuzz_requests_in(0x5EED_7A11_0005, 5_000, false, TIGHT);
+    assert!(
+        lab.table().stat(Stat::ShmExhausted) > 100,
+        "shm never ran out: {requests:?}"
+    );
+    let (replies, lab) = fuzz_replies_in(0x5EED_7A11_0006, 5_000, TIGHT);
+    assert!(
+        lab.table().stat(Stat::ShmExhausted) > 100,
+        "shm never ran out: {replies:?}"
+    );
 }
