@@ -56,7 +56,8 @@ const HASH_SIZE: u32 = 64;
 /// The stock-like stateful cfg: t_check_trans idiom, t_relay, failure_route (serial
 /// forking on 486/408/503), onreply_route (drops 183 and 603), branch_route (a header per
 /// branch, one branch moved to GW3, `drop` for user "drop"), parallel forking for user
-/// "fork", a local t_reply for user "local". Short timers so calls end within the run.
+/// "fork", a local t_reply for user "local", an unmatched CANCEL relayed for user "fo".
+/// Short timers so calls end within the run.
 const CFG: &str = r#"
 debug=3
 loadmodule "tm.so"
@@ -74,6 +75,9 @@ modparam("tm", "wt_timer", 3000)
 request_route {
     if (is_method("CANCEL")) {
         if (t_check_trans()) {
+            t_relay();
+        } else if ($rU == "fo") {
+            $du = "sip:10.0.0.20:5070";
             t_relay();
         }
         exit;
