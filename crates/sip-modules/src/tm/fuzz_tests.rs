@@ -54,7 +54,8 @@ const GW3: &str = "10.0.0.22:5070";
 const HASH_SIZE: u32 = 64;
 
 /// The stock-like stateful cfg: t_check_trans idiom, t_relay, failure_route (serial
-/// forking on 486/408/503), onreply_route (drops 183 and 603), branch_route (a header per
+/// forking on 486/408/503), a core reply_route looking the transaction up,
+/// onreply_route (drops 183 and 603), branch_route (a header per
 /// branch, one branch moved to GW3, `drop` for user "drop"), parallel forking for user
 /// "fork", a local t_reply for user "local", an unmatched CANCEL relayed for user "fo".
 /// Short timers so calls end within the run.
@@ -118,6 +119,12 @@ branch_route[BR] {
     }
     if ($T_branch_idx == 2) {
         $du = "sip:10.0.0.22:5070";
+    }
+}
+
+reply_route {
+    if (!t_check_trans()) {
+        xlog("L_DBG", "reply without transaction\n");
     }
 }
 
