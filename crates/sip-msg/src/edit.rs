@@ -35,12 +35,54 @@ enum Edit {
     RemoveFirstRoute,
     SetRequestUri(Vec<u8>),
     SetMaxForwards(u32),
-    /// `name` or `name=value` in one buffer (one allocation per edit; a forward adds two).
+    /// `name` or `name=value`; `name_len` bytes are the name.
     SetTopViaParam {
-        param: Vec<u8>,
+        param: ParamText,
         name_len: usize,
     },
     ReplaceBody(Vec<u8>),
+}
+
+/// The text of a top-Via parameter edit, inline when short: `received=<IPv4>` and
+/// `rport=<port>` fit, so the two edits of every forward do not allocate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum ParamText {
+    Inline { buf: [u8; 30], len: u8 },
+    Heap(Vec<u8>),
+}
+
+impl ParamText {
+    fn new(name: &[u8], value: Option<&[u8]>) -> ParamText {
+        let len = name.len() + value.map_or(0, |v| 1 + v.len());
+        let mut buf = [0u8; 30];
+        match (buf.get_mut(..len), u8::try_from(len)) {
+            (Some(dst), Ok(len_u8)) => {
+                let (dst_name, rest) = dst.split_at_mut(name.len());
+                dst_name.copy_from_slice(name);
+                if let (Some(v), Some((eq, dst_value))) = (value, rest.split_first_mut()) {
+                    *eq = b'=';
+                    dst_value.copy_from_slice(v);
+                }
+                ParamText::Inline { buf, len: len_u8 }
+            }
+            _ => {
+                let mut param = Vec::with_capacity(len);
+                param.extend_from_slice(name);
+                if let Some(v) = value {
+                    param.push(b'=');
+                    param.extend_from_slice(v);
+                }
+                ParamText::Heap(param)
+            }
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            ParamText::Inline { buf, len } => buf.get(..usize::from(*len)).unwrap_or_default(),
+            ParamText::Heap(v) => v,
+        }
+    }
 }
 
 /// See [`EditList::summary`].
@@ -153,14 +195,8 @@ impl EditList {
 
     /// Adds or replaces a parameter of the received top Via value (`received`, `rport`).
     pub fn set_top_via_param(&mut self, name: &[u8], value: Option<&[u8]>) {
-        let mut param = Vec::with_capacity(name.len() + value.map_or(0, |v| 1 + v.len()));
-        param.extend_from_slice(name);
-        if let Some(v) = value {
-            param.push(b'=');
-            param.extend_from_slice(v);
-        }
         self.push(Edit::SetTopViaParam {
-            param,
+            param: ParamText::new(name, value),
             name_len: name.len(),
         });
     }
@@ -271,7 +307,7 @@ fn put_without_first_value(out: &mut Vec<u8>, msg: &Message, h: &Header) {
 /// The parameter name of a top-Via parameter edit.
 fn via_param_name(e: &Edit) -> Option<&[u8]> {
     match e {
-        Edit::SetTopViaParam { param, name_len } => param.get(..*name_len),
+        Edit::SetTopViaParam { param, name_len } => param.as_bytes().get(..*name_len),
         _ => None,
     }
 }
@@ -291,13 +327,14 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
             let Edit::SetTopViaParam { param, name_len } = e else {
                 return None;
             };
+            let param = param.as_bytes();
             let name = param.get(..*name_len)?;
             let later = edits
                 .edits
                 .iter()
                 .skip(i + 1)
                 .any(|l| via_param_name(l).is_some_and(|n| n.eq_ignore_ascii_case(name)));
-            (!later).then_some((i, name, param.as_slice()))
+            (!later).then_some((i, name, param))
         })
     };
     let mut cursor = h.line.start;
@@ -551,6 +588,34 @@ abcd";
     #[test]
     fn no_edits_is_byte_exact() -> TestResult {
         assert_eq!(print(&EditList::new())?.as_bytes(), REQ);
+        Ok(())
+    }
+
+    #[test]
+    fn top_via_params_short_and_long() -> TestResult {
+        let long = b"2001:db8:aaaa:bbbb:cccc:dddd:eeee:ffff";
+        for (name, value) in [
+            (&b"rport"[..], Some(&b"5091"[..])),
+            (b"received", Some(&long[..])),
+            (b"x-flag", None),
+        ] {
+            let mut e = EditList::new();
+            e.set_top_via_param(name, value);
+            let mut param = name.to_vec();
+            if let Some(v) = value {
+                param.push(b'=');
+                param.extend_from_slice(v);
+            }
+            let text = print(&e)?;
+            let param = String::from_utf8(param)?;
+            // rport is replaced in place, the others are appended to the top value.
+            let expected = if name == b"rport" {
+                format!("branch=z9hG4bK1;{param}, SIP/2.0/UDP 10.0.0.2")
+            } else {
+                format!("branch=z9hG4bK1;rport;{param}, SIP/2.0/UDP 10.0.0.2")
+            };
+            assert!(text.contains(&expected), "{text}");
+        }
         Ok(())
     }
 

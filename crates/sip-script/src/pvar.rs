@@ -320,7 +320,13 @@ fn write_builtin(ctx: &mut Ctx<'_>, b: Builtin, out: &mut String) -> bool {
     };
     match b {
         Builtin::Rm if msg.is_request() => push_opt_bytes(out, msg.method_bytes()),
-        Builtin::Ru if msg.is_request() => out.push_str(&ctx.ruri()),
+        // What `Ctx::ruri` returns, without its copy of the received R-URI.
+        Builtin::Ru if msg.is_request() => {
+            match ctx.new_ruri.as_deref().or(ctx.orig_ruri.as_deref()) {
+                Some(uri) => out.push_str(uri),
+                None => push_opt_bytes(out, msg.request_uri_bytes()),
+            }
+        }
         Builtin::Ou => push_opt_bytes(out, msg.request_uri_bytes()),
         Builtin::Ci => push_opt_bytes(out, msg.call_id().ok()),
         Builtin::Si => push_ip(out, ctx.src.addr.ip()),

@@ -84,25 +84,24 @@ impl Value {
 /// Appends `i` in decimal, as `{i}` prints it, without the `fmt` machinery (format strings
 /// print integers per message: `$sp`, `$pp`, `$cs` in log lines).
 pub(crate) fn push_int(out: &mut String, i: i64) {
-    // u64::MAX has 20 digits, plus room for the sign.
-    let mut buf = [0u8; 21];
+    // u64::MAX has 20 digits; written last digit first, then appended in order.
+    let mut buf = [0u8; 20];
     let mut pos = buf.len();
     let mut n = i.unsigned_abs();
-    loop {
+    while let Some(slot) = pos.checked_sub(1).and_then(|p| buf.get_mut(p)) {
+        *slot = b'0' + (n % 10) as u8;
         pos -= 1;
-        if let Some(d) = buf.get_mut(pos) {
-            *d = b'0' + (n % 10) as u8;
-        }
         n /= 10;
-        if n == 0 || pos == 0 {
+        if n == 0 {
             break;
         }
     }
     if i < 0 {
         out.push('-');
     }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(buf.get(pos..).unwrap_or_default()).unwrap_or_default());
+    for &digit in buf.get(pos..).unwrap_or_default() {
+        out.push(char::from(digit));
+    }
 }
 
 impl fmt::Display for Value {
