@@ -54,11 +54,11 @@ const GW3: &str = "10.0.0.22:5070";
 const HASH_SIZE: u32 = 64;
 
 /// The stock-like stateful cfg: t_check_trans idiom, t_relay, failure_route (serial
-/// forking on 486/408/503), a core reply_route looking the transaction up,
-/// onreply_route (drops 183 and 603), branch_route (a header per
-/// branch, one branch moved to GW3, `drop` for user "drop"), parallel forking for user
-/// "fork", a local t_reply for user "local", an unmatched CANCEL relayed for user "fo".
-/// Short timers so calls end within the run.
+/// forking on 486/408/503, re-armed so it runs until the branch slots are used up), a core
+/// reply_route looking the transaction up, onreply_route (drops 183 and 603), branch_route
+/// (a header per branch, one branch moved to GW3, `drop` for user "drop"), parallel forking
+/// for user "fork", a local t_reply for user "local", an unmatched CANCEL relayed for user
+/// "fo". Short timers so calls end within the run.
 const CFG: &str = r#"
 debug=3
 loadmodule "tm.so"
@@ -144,6 +144,7 @@ failure_route[NEXT_GW] {
     if (t_check_status("486|408|503")) {
         append_hf("X-Failover: 1\r\n");
         $du = "sip:10.0.0.21:5070";
+        t_on_failure("NEXT_GW");
         t_relay();
     }
 }
@@ -865,7 +866,8 @@ impl Run {
                     self.deliver(ack.as_bytes(), addr(UAC));
                 }
             }
-            50..90 => {
+            50..52 => self.serial_failures(),
+            52..90 => {
                 if let Some(reply) = self.gateway_reply() {
                     let src = self.rng.pick(&[GW1, GW2, GW3]).to_string();
                     self.deliver(reply.as_bytes(), addr(&src));
@@ -885,6 +887,36 @@ impl Run {
         // Mostly the recent calls: they still have live transactions.
         let back = self.rng.below(self.calls.len().min(12));
         self.calls.get(self.calls.len() - 1 - back)
+    }
+
+    /// A new serially forked call whose every branch is answered 486 at once: failure_route
+    /// opens branch after branch until the cell's branch slots run out.
+    fn serial_failures(&mut self) {
+        let call = Call {
+            n: self.next_call,
+            kind: Kind::Invite,
+            user: "fo",
+            final_tag: None,
+            final_code: 0,
+        };
+        self.next_call += 1;
+        let cid = call.call_id();
+        let req = call.request();
+        push_bounded(&mut self.calls, call);
+        self.deliver(req.as_bytes(), addr(UAC));
+        for _ in 0..14 {
+            let Some(last) = self
+                .downstream
+                .iter()
+                .rev()
+                .find(|o| o.text.starts_with("INVITE ") && o.text.contains(&cid))
+                .cloned()
+            else {
+                return;
+            };
+            let reply = reply_to(&last, 486, "Busy Here", "gw", &[]);
+            self.deliver(reply.as_bytes(), last.dst);
+        }
     }
 
     /// A valid gateway reply to a recent downstream request (not to an ACK).
