@@ -652,8 +652,8 @@ Contact: <sip:alice@192.0.2.10:5091>\r\n\
         }
     }
 
-    /// An ACK for a 2xx reusing the INVITE's branch (RFC 2543 habit): it must not be
-    /// taken for the hop-by-hop ACK of a negative reply.
+    /// An ACK for a 2xx reusing the INVITE's branch (RFC 2543 habit), so it meets the
+    /// INVITE's cell in ACK matching.
     fn ack_same_branch(&self) -> String {
         let tag = self.final_tag.as_deref().unwrap_or("gw");
         self.request_with("ACK", &self.branch(), "1 ACK", Some(tag))
@@ -686,7 +686,8 @@ struct Run {
     upstream: VecDeque<Out>,
     /// Our branches seen downstream (recent ones), for crossing md5 fields.
     branches: VecDeque<String>,
-    /// Datagrams the proxy sent that do not parse (forwarded damage; counted, not fatal).
+    /// Datagrams the proxy sent that do not parse (must stay 0: what tm relays or builds
+    /// from damaged input is still a message).
     unparsable_sends: usize,
     used_before: u64,
     /// Datagrams delivered, and the most transactions seen alive (sampled).
