@@ -631,9 +631,21 @@ Contact: <sip:alice@192.0.2.10:5091>\r\n\
         }
     }
 
+    /// The CANCEL; every other call's carries Reason headers (tm copies them into the
+    /// CANCELs it sends downstream).
     fn cancel(&self) -> String {
         let cseq = if self.kind == Kind::Bye { "2" } else { "1" };
-        self.request_with("CANCEL", &self.branch(), &format!("{cseq} CANCEL"), None)
+        let cancel = self.request_with("CANCEL", &self.branch(), &format!("{cseq} CANCEL"), None);
+        if self.n % 2 == 0 {
+            cancel.replacen(
+                "Content-Length: 0\r\n",
+                "Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\n\
+Reason: Q.850;cause=16\r\nContent-Length: 0\r\n",
+                1,
+            )
+        } else {
+            cancel
+        }
     }
 
     /// The ACK of the final reply: hop-by-hop (same branch) for a negative one,
