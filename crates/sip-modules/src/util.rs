@@ -1,6 +1,6 @@
 //! Small helpers shared by the modules.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use sip_msg::{Host, Uri};
 use sip_script::abi::{Ctx, LocalSocket, Value};
@@ -55,72 +55,79 @@ impl StackText {
         }
     }
 
-    /// Decimal digits written in place, last digit first (no temporary buffer and copy:
-    /// an IPv4 address is four of these).
     fn push_u64(&mut self, n: u64) {
-        let mut digits = 1;
-        let mut rest = n / 10;
-        while rest > 0 {
-            digits += 1;
-            rest /= 10;
-        }
-        let end = self.len + digits;
-        let Some(out) = self.buf.get_mut(self.len..end) else {
-            return;
-        };
-        let mut n = n;
-        for slot in out.iter_mut().rev() {
-            *slot = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-        self.len = end;
+        decimal_digits(n, |b| self.push_byte(b));
     }
 
     fn push_ip(&mut self, ip: IpAddr) {
         match ip {
-            IpAddr::V4(v4) => {
-                for (i, octet) in v4.octets().into_iter().enumerate() {
-                    if i > 0 {
-                        self.push_byte(b'.');
-                    }
-                    // At most three digits, no leading zeros.
-                    if octet >= 100 {
-                        self.push_byte(b'0' + octet / 100);
-                    }
-                    if octet >= 10 {
-                        self.push_byte(b'0' + octet / 10 % 10);
-                    }
-                    self.push_byte(b'0' + octet % 10);
-                }
-            }
+            IpAddr::V4(v4) => ipv4_digits(v4, |b| self.push_byte(b)),
             // Rare on this lab's UDP sockets: the standard formatter (RFC 5952 form).
             IpAddr::V6(v6) => self.push(v6.to_string().as_bytes()),
         }
     }
 }
 
+/// Hands the decimal digits of `n` to `put`, most significant first.
+fn decimal_digits(n: u64, mut put: impl FnMut(u8)) {
+    // u64::MAX has 20 digits; collected last digit first.
+    let mut digits = [0u8; 20];
+    let mut len = 0;
+    let mut n = n;
+    while let Some(slot) = digits.get_mut(len) {
+        *slot = b'0' + (n % 10) as u8;
+        len += 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &d in digits.get(..len).unwrap_or_default().iter().rev() {
+        put(d);
+    }
+}
+
+/// Hands the dotted text of `ip` (as `Display` prints it) to `put`.
+fn ipv4_digits(ip: Ipv4Addr, mut put: impl FnMut(u8)) {
+    for (i, octet) in ip.octets().into_iter().enumerate() {
+        if i > 0 {
+            put(b'.');
+        }
+        // At most three digits, no leading zeros.
+        if octet >= 100 {
+            put(b'0' + octet / 100);
+        }
+        if octet >= 10 {
+            put(b'0' + octet / 10 % 10);
+        }
+        put(b'0' + octet % 10);
+    }
+}
+
 /// Appends the socket's public `host:port` to `out`: what [`LocalSocket::public`] gives
 /// (advertised address, else the socket's IP, IPv6 bracketed), without its `String`.
 pub(crate) fn put_public_host_port(out: &mut Vec<u8>, local: &LocalSocket) {
+    // "255.255.255.255:65535" is 21 bytes: one reserve, then byte pushes.
+    out.reserve(24);
     let port = match &local.advertise {
         Some((host, port)) => {
             out.extend_from_slice(host.as_bytes());
             *port
         }
         None => {
-            let ip = local.addr.ip();
-            if ip.is_ipv6() {
-                out.push(b'[');
-                out.extend_from_slice(StackText::ip(ip).as_bytes());
-                out.push(b']');
-            } else {
-                out.extend_from_slice(StackText::ip(ip).as_bytes());
+            match local.addr.ip() {
+                IpAddr::V4(v4) => ipv4_digits(v4, |b| out.push(b)),
+                ip => {
+                    out.push(b'[');
+                    out.extend_from_slice(StackText::ip(ip).as_bytes());
+                    out.push(b']');
+                }
             }
             local.addr.port()
         }
     };
     out.push(b':');
-    out.extend_from_slice(StackText::number(u64::from(port)).as_bytes());
+    decimal_digits(u64::from(port), |b| out.push(b));
 }
 
 /// Whether `uri` points at this proxy (Kamailio's `myself`): its host is one of the listen
