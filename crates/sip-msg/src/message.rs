@@ -668,7 +668,7 @@ impl Message {
             .ok_or(SipError::bad_request("missing Via"))
             .and_then(Via::parse);
         let spans = match &via {
-            Ok(v) => v.to_spans(self).map(Ok),
+            Ok(v) => v.spans_in(self).map(Ok),
             Err(e) => Some(Err(*e)),
         };
         if let Some(spans) = spans {

@@ -154,7 +154,7 @@ impl<'a> Via<'a> {
 
     /// This view as positions in `msg` (which it must have been parsed from); `None` if a
     /// part does not lie in the message buffer.
-    pub(crate) fn to_spans(&self, msg: &Message) -> Option<ViaSpans> {
+    pub(crate) fn spans_in(&self, msg: &Message) -> Option<ViaSpans> {
         let span = |s: &[u8]| msg.span_of(s);
         let opt_span = |s: Option<&[u8]>| match s {
             Some(s) => span(s).map(Some),
@@ -181,7 +181,7 @@ impl<'a> Via<'a> {
         })
     }
 
-    /// The view [`Via::to_spans`] recorded.
+    /// The view [`Via::spans_in`] recorded.
     pub(crate) fn from_spans(msg: &'a Message, s: &ViaSpans) -> Via<'a> {
         Via {
             raw: msg.slice(s.raw),
