@@ -657,9 +657,10 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, pv: &PvSpec, v: Value) -> Result<(), String
             Ok(())
         }
         PvKind::Builtin(Builtin::Du) => {
+            // A string value is moved in, not copied.
             ctx.dst_uri = match v {
                 Value::Null => None,
-                v if v.to_str().is_empty() => None,
+                Value::Str(s) => (!s.is_empty()).then_some(s),
                 v => Some(v.to_str().into_owned()),
             };
             Ok(())
