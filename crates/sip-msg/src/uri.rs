@@ -64,37 +64,29 @@ impl<'a> Host<'a> {
 }
 
 /// Dotted-quad IPv4 with the rules of `Ipv4Addr::from_str` (four 1–3 digit parts, each
-/// ≤ 255, no leading zeros), without going through `str`: one pass over the bytes (every
-/// URI and Via with an IP host comes through here, several times per request).
+/// ≤ 255, no leading zeros), without going through `str`: each part is matched as a whole
+/// (every URI and Via with an IP host comes through here, several times per request).
 fn parse_ipv4(s: &[u8]) -> Option<Ipv4Addr> {
+    let digit = |d: u8| u16::from(d - b'0');
     let mut octets = [0u8; 4];
-    let mut part = 0; // index of the octet being read
-    let mut value: u16 = 0;
-    let mut digits = 0;
-    for &b in s {
-        if b.is_ascii_digit() {
-            // A part may not start with 0 unless it is just "0"; at most 3 digits.
-            if (digits == 1 && value == 0) || digits == 3 {
-                return None;
+    let mut rest = s;
+    for (i, octet) in octets.iter_mut().enumerate() {
+        // The longest part first; only a lone `0` may start with 0.
+        let (value, len) = match rest {
+            [a @ b'1'..=b'9', b @ b'0'..=b'9', c @ b'0'..=b'9', ..] => {
+                (digit(*a) * 100 + digit(*b) * 10 + digit(*c), 3)
             }
-            value = value * 10 + u16::from(b - b'0');
-            digits += 1;
-        } else if b == b'.' && digits > 0 {
-            *octets.get_mut(part)? = u8::try_from(value).ok()?;
-            part += 1;
-            if part == 4 {
-                return None;
-            }
-            (value, digits) = (0, 0);
-        } else {
-            return None;
+            [a @ b'1'..=b'9', b @ b'0'..=b'9', ..] => (digit(*a) * 10 + digit(*b), 2),
+            [a @ b'0'..=b'9', ..] => (digit(*a), 1),
+            _ => return None,
+        };
+        *octet = u8::try_from(value).ok()?;
+        rest = rest.get(len..)?;
+        if i < 3 {
+            rest = rest.strip_prefix(b".")?;
         }
     }
-    if part != 3 || digits == 0 {
-        return None;
-    }
-    *octets.get_mut(3)? = u8::try_from(value).ok()?;
-    Some(Ipv4Addr::from(octets))
+    rest.is_empty().then(|| Ipv4Addr::from(octets))
 }
 
 /// A parsed URI. Borrowed from the bytes it was parsed from.
