@@ -15,7 +15,8 @@ use sip_msg::{SipError, Uri};
 
 use crate::util::put_public_host_port;
 use sip_script::abi::{
-    Arg, ArgKind, Ctx, FunctionExport, LogLevel, ModuleExports, Proto, RouteKinds, SerError, Stat,
+    Arg, ArgKind, Ctx, FunctionExport, LogLevel, ModInit, ModuleExports, Proto, RouteKinds,
+    SerError, Stat,
 };
 
 const ANY: RouteKinds = RouteKinds::ANY;
@@ -129,8 +130,30 @@ static FUNCTIONS: [FunctionExport; 29] = [
 pub static MODULE: ModuleExports = ModuleExports {
     name: "core",
     functions: &FUNCTIONS,
+    init: Some(init),
     ..ModuleExports::EMPTY
 };
+
+fn init(init: &mut ModInit<'_>) -> Result<(), String> {
+    init.set_state(LastHop::default());
+    Ok(())
+}
+
+/// The last next hop `forward()` parsed from an IP-literal URI, per process: scripts set
+/// `$du` to the same gateway for every request, so the URI is parsed once, not per
+/// request. Names are not kept (their DNS answer may change).
+#[derive(Debug, Default)]
+struct LastHop {
+    last: Option<(String, SocketAddr)>,
+}
+
+impl LastHop {
+    fn get(&self, uri: &str) -> Option<SocketAddr> {
+        self.last
+            .as_ref()
+            .and_then(|(u, addr)| (u == uri).then_some(*addr))
+    }
+}
 
 /// Records a failure for `sl_reply_error()` and logs it; returns -1.
 fn fail(ctx: &mut Ctx<'_>, err: SipError) -> i32 {
@@ -184,16 +207,7 @@ fn resolve_hop(ctx: &mut Ctx<'_>, hop: NextHop) -> Result<SocketAddr, SipError> 
 /// their second Via.
 fn forward_to(ctx: &mut Ctx<'_>, dst: Result<NextHop, SipError>) -> i32 {
     if !ctx.is_request() {
-        return match forward_reply(ctx.msg) {
-            Ok((host, port, bytes)) => {
-                let dst = Destination { host, port };
-                match resolve(ctx, &dst) {
-                    Ok(addr) => send(ctx, addr, &bytes),
-                    Err(e) => fail(ctx, e),
-                }
-            }
-            Err(e) => fail(ctx, e),
-        };
+        return relay_reply(ctx);
     }
     let addr = match dst.and_then(|d| resolve_hop(ctx, d)) {
         Ok(a) => a,
@@ -217,6 +231,20 @@ fn forward_to(ctx: &mut Ctx<'_>, dst: Result<NextHop, SipError>) -> i32 {
     send(ctx, addr, &bytes)
 }
 
+/// A reply goes to its second Via, whatever the destination given.
+fn relay_reply(ctx: &mut Ctx<'_>) -> i32 {
+    match forward_reply(ctx.msg) {
+        Ok((host, port, bytes)) => {
+            let dst = Destination { host, port };
+            match resolve(ctx, &dst) {
+                Ok(addr) => send(ctx, addr, &bytes),
+                Err(e) => fail(ctx, e),
+            }
+        }
+        Err(e) => fail(ctx, e),
+    }
+}
+
 fn send(ctx: &mut Ctx<'_>, addr: SocketAddr, bytes: &[u8]) -> i32 {
     match ctx.host.send(Proto::Udp, addr, bytes) {
         Ok(()) => {
@@ -236,6 +264,10 @@ fn send(ctx: &mut Ctx<'_>, addr: SocketAddr, bytes: &[u8]) -> i32 {
 
 /// `forward()`: to `$du` if set, else the R-URI.
 fn w_forward(ctx: &mut Ctx<'_>, _args: &[Arg]) -> i32 {
+    if !ctx.is_request() {
+        return relay_reply(ctx);
+    }
+    let mut remember = None;
     let hop = {
         let ruri;
         let target = match &ctx.dst_uri {
@@ -245,11 +277,21 @@ fn w_forward(ctx: &mut Ctx<'_>, _args: &[Arg]) -> i32 {
                 &*ruri
             }
         };
-        forward::uri_target(target.as_bytes()).map(|t| match t.ip() {
-            Some(ip) => NextHop::Ip(SocketAddr::new(ip, t.port)),
-            None => NextHop::Name(t.destination()),
-        })
+        match ctx.module_state::<LastHop>().and_then(|l| l.get(target)) {
+            Some(addr) => Ok(NextHop::Ip(addr)),
+            None => forward::uri_target(target.as_bytes()).map(|t| match t.ip() {
+                Some(ip) => {
+                    let addr = SocketAddr::new(ip, t.port);
+                    remember = Some((target.to_string(), addr));
+                    NextHop::Ip(addr)
+                }
+                None => NextHop::Name(t.destination()),
+            }),
+        }
     };
+    if let (Some(last), Some(state)) = (remember, ctx.module_state_mut::<LastHop>()) {
+        state.last = Some(last);
+    }
     forward_to(ctx, hop)
 }
 

@@ -1,5 +1,6 @@
 use std::net::{IpAddr, SocketAddr};
 
+use sip_script::Runtime;
 use sip_script::abi::LocalSocket;
 use sip_script::testhost::TestHost;
 
@@ -227,4 +228,39 @@ fn dst_uri_actions() {
         assert_eq!(w_resetdsturi(ctx, &[]), 1);
         assert_eq!(w_isdsturiset(ctx, &[]), -1);
     });
+}
+
+#[test]
+fn forward_remembers_only_the_last_ip_literal_hop() {
+    let msg = parse(INVITE);
+    let (mut rt, mut host) = (runtime(0), TestHost::new());
+    rt.set_state(LastHop::default());
+    host.dns.push((
+        "gw.example.com".into(),
+        vec![IpAddr::from([203, 0, 113, 9])],
+    ));
+    let mut forward = |rt: &mut Runtime, du: &str| {
+        with_ctx(rt, &mut host, &msg, |ctx| {
+            ctx.dst_uri = Some(du.into());
+            w_forward(ctx, &[])
+        });
+        host.sent.last().map(|s| s.dst)
+    };
+    let last = |rt: &Runtime| rt.state::<LastHop>().and_then(|l| l.last.clone());
+    let a = SocketAddr::from(([10, 1, 2, 3], 5080));
+    let b = SocketAddr::from(([10, 9, 9, 9], 5090));
+    assert_eq!(forward(&mut rt, "sip:10.1.2.3:5080"), Some(a));
+    assert_eq!(forward(&mut rt, "sip:10.1.2.3:5080"), Some(a));
+    assert_eq!(last(&rt), Some(("sip:10.1.2.3:5080".to_string(), a)));
+    assert_eq!(forward(&mut rt, "sip:10.9.9.9:5090;transport=udp"), Some(b));
+    // A name is resolved per request, never kept.
+    assert_eq!(
+        forward(&mut rt, "sip:gw.example.com:5070"),
+        Some(SocketAddr::from(([203, 0, 113, 9], 5070)))
+    );
+    assert_eq!(
+        last(&rt),
+        Some(("sip:10.9.9.9:5090;transport=udp".to_string(), b))
+    );
+    assert_eq!(forward(&mut rt, "sip:10.1.2.3:5080"), Some(a));
 }
