@@ -313,9 +313,15 @@ fn split_outside_quotes(s: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 fn check_credentials(msg: &Message, other_schemes_pass: bool) -> Result<(), SanityFailure> {
+    // One pass over the headers: every failure is the same silent one, so order is moot.
     let values = msg
-        .headers_of(HeaderName::Authorization)
-        .chain(msg.headers_of(HeaderName::ProxyAuthorization))
+        .headers()
+        .filter(|h| {
+            matches!(
+                h.name,
+                HeaderName::Authorization | HeaderName::ProxyAuthorization
+            )
+        })
         .map(|h| msg.slice(h.value));
     for v in values {
         match digest_params(v) {
