@@ -713,8 +713,10 @@ impl Message {
     /// The From tag: `self.from().ok()?.tag()`, decoded once per message.
     pub fn from_tag(&self) -> Option<&[u8]> {
         let span = self.decoded.from_tag.get_or_init(|| {
-            let tag = self.from().ok().and_then(|f| f.tag());
-            tag.and_then(|t| self.span_of(t))
+            let tag = self
+                .single(HeaderName::From, "missing From")
+                .and_then(NameAddr::parse_tag);
+            tag.ok().flatten().and_then(|t| self.span_of(t))
         });
         span.map(|s| self.slice(s))
     }
@@ -722,8 +724,10 @@ impl Message {
     /// The To tag: `self.to().ok()?.tag()`, decoded once per message.
     pub fn to_tag(&self) -> Option<&[u8]> {
         let span = self.decoded.to_tag.get_or_init(|| {
-            let tag = self.to().ok().and_then(|t| t.tag());
-            tag.and_then(|t| self.span_of(t))
+            let tag = self
+                .single(HeaderName::To, "missing To")
+                .and_then(NameAddr::parse_tag);
+            tag.ok().flatten().and_then(|t| self.span_of(t))
         });
         span.map(|s| self.slice(s))
     }
@@ -885,6 +889,9 @@ bodyTRAILING";
             b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::1]:5070;ttl=3;maddr=x;received=1.2.3.4;rport=9\r\nFrom: a <sip:a@b>;tag=1;tag=2\r\nTo: <sip:c@d>;tag=t\r\n\r\n",
             b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch\r\nFrom: <sip:a@b\r\n\r\n",
             b"OPTIONS sip:a@b SIP/2.0\r\nTo: x\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nFrom: sip:a@b;tag=x\r\nTo: \"open <sip:x>;tag=1\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nFrom: a\"b <sip:x>;tag=1\r\nTo: <sip:x@y>;tag=1;=bad\r\n\r\n",
+            b"OPTIONS sip:a@b SIP/2.0\r\nFrom: <bad uri>;tag=1\r\nTo: Bob <sip:b@h>;TAG=t2\r\n\r\n",
         ] {
             let m = Message::parse_slice(raw)?;
             let fresh = m

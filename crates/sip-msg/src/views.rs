@@ -278,8 +278,19 @@ pub struct NameAddr<'a> {
     tag: Option<&'a [u8]>,
 }
 
-impl<'a> NameAddr<'a> {
-    pub fn parse(raw: &'a [u8]) -> Result<NameAddr<'a>, SipError> {
+/// A name-addr value cut into its parts, checked up to the URI (see [`NameAddr::parse`]).
+struct NameAddrParts<'a> {
+    raw: &'a [u8],
+    display_raw: Option<&'a [u8]>,
+    /// The URI text (inside `<>` when `angle`).
+    uri: &'a [u8],
+    angle: bool,
+    /// The header parameters after the address.
+    params: &'a [u8],
+}
+
+impl<'a> NameAddrParts<'a> {
+    fn split(raw: &'a [u8]) -> Result<NameAddrParts<'a>, SipError> {
         let raw = trim_lws(raw);
         if raw.is_empty() {
             return Err(SipError::bad_request("empty address"));
@@ -312,18 +323,13 @@ impl<'a> NameAddr<'a> {
                 let inner = from_lt.get(1..).unwrap_or_default();
                 let gt = memchr::memchr(b'>', inner)
                     .ok_or(SipError::bad_request("missing '>' in address"))?;
-                // Spaces just inside <> are tolerated (RFC 4475 badaspec: a liberal proxy).
-                let uri = Uri::parse(trim_lws(inner.get(..gt).unwrap_or_default()))?;
-                let mut tag = None;
-                let params =
-                    parse_header_params(inner.get(gt + 1..).unwrap_or_default(), &mut tag)?;
-                Ok(NameAddr {
+                Ok(NameAddrParts {
                     raw,
                     display_raw,
-                    uri,
+                    // Spaces just inside <> are tolerated (RFC 4475 badaspec: a liberal proxy).
+                    uri: trim_lws(inner.get(..gt).unwrap_or_default()),
                     angle: true,
-                    params,
-                    tag,
+                    params: inner.get(gt + 1..).unwrap_or_default(),
                 })
             }
             None => {
@@ -332,20 +338,43 @@ impl<'a> NameAddr<'a> {
                     .iter()
                     .position(|&b| b == b';' || is_lws(b))
                     .unwrap_or(raw.len());
-                let (uri, rest) = raw.split_at(end);
-                let uri = Uri::parse(uri)?;
-                let mut tag = None;
-                let params = parse_header_params(rest, &mut tag)?;
-                Ok(NameAddr {
+                let (uri, params) = raw.split_at(end);
+                Ok(NameAddrParts {
                     raw,
                     display_raw: None,
                     uri,
                     angle: false,
                     params,
-                    tag,
                 })
             }
         }
+    }
+}
+
+impl<'a> NameAddr<'a> {
+    pub fn parse(raw: &'a [u8]) -> Result<NameAddr<'a>, SipError> {
+        let parts = NameAddrParts::split(raw)?;
+        let uri = Uri::parse(parts.uri)?;
+        let mut tag = None;
+        let params = parse_header_params(parts.params, &mut tag)?;
+        Ok(NameAddr {
+            raw: parts.raw,
+            display_raw: parts.display_raw,
+            uri,
+            angle: parts.angle,
+            params,
+            tag,
+        })
+    }
+
+    /// `NameAddr::parse(raw)?.tag()` with the same checks, without building the view
+    /// (the From/To tags are asked for on every request).
+    pub(crate) fn parse_tag(raw: &'a [u8]) -> Result<Option<&'a [u8]>, SipError> {
+        let parts = NameAddrParts::split(raw)?;
+        Uri::parse(parts.uri)?;
+        let mut tag = None;
+        parse_header_params(parts.params, &mut tag)?;
+        Ok(tag)
     }
 
     /// The display name without surrounding quotes (escapes kept raw).
