@@ -425,8 +425,13 @@ impl Script {
                 Value::Int(i64::from(eq != *negate))
             }
             CExpr::Myself { lhs, of, negate } => {
-                let v = self.eval(lhs, ctx, depth)?;
-                let mine = !v.is_null() && is_myself(ctx, &v.to_str(), *of);
+                let mine = if let CExpr::Keyword(CoreKeyword::Uri) = **lhs {
+                    // `uri == myself`: the R-URI read in place, not copied into a Value.
+                    ctx.msg.is_request() && ruri_is_myself(ctx)
+                } else {
+                    let v = self.eval(lhs, ctx, depth)?;
+                    !v.is_null() && is_myself(ctx, &v.to_str(), *of)
+                };
                 Value::Int(i64::from(mine != *negate))
             }
             CExpr::InNet {
@@ -593,39 +598,107 @@ fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
     }
 }
 
-fn host_matches(local: &str, host: &str) -> bool {
-    match (parse_ip(local), parse_ip(host)) {
-        (Some(a), Some(b)) => a == b,
-        _ => local.eq_ignore_ascii_case(host),
+/// The listen addresses and aliases with their IPs parsed, cached in the runtime so
+/// `myself` does not parse every address text per request. Rebuilt when the host's list
+/// differs from the one it was built from (tests run one runtime with several hosts).
+struct LocalAddrCache {
+    addrs: Vec<crate::abi::LocalAddr>,
+    /// `addrs[i].host` as an IP; `None` for an alias name.
+    ips: Vec<Option<IpAddr>>,
+}
+
+/// Runs `f` over the host's local addresses with their parsed IPs.
+fn with_locals<R>(ctx: &mut Ctx<'_>, f: impl FnOnce(&LocalAddrCache) -> R) -> R {
+    let locals = ctx.host.local_addrs();
+    if let Some(cache) = ctx.rt.state::<LocalAddrCache>()
+        && cache.addrs.as_slice() == locals
+    {
+        return f(cache);
     }
+    ctx.rt.set_state(LocalAddrCache {
+        addrs: locals.to_vec(),
+        ips: locals.iter().map(|l| parse_ip(&l.host)).collect(),
+    });
+    match ctx.rt.state::<LocalAddrCache>() {
+        Some(cache) => f(cache),
+        None => unreachable!("the cache was stored above"),
+    }
+}
+
+/// Whether `host` (its IP when it is one, else its text) and `port` name a local address:
+/// IPs compare as addresses, names case-insensitively; an alias without port matches any.
+fn local_matches(cache: &LocalAddrCache, host_ip: Option<IpAddr>, host: &[u8], port: u16) -> bool {
+    cache.addrs.iter().zip(&cache.ips).any(|(l, ip)| {
+        let host_eq = match (ip, host_ip) {
+            (Some(a), Some(b)) => *a == b,
+            _ => l.host.as_bytes().eq_ignore_ascii_case(host),
+        };
+        host_eq && l.port.is_none_or(|p| p == port)
+    })
+}
+
+/// The IP of a parsed URI host.
+fn uri_host_ip(u: &Uri<'_>) -> Option<IpAddr> {
+    match u.host {
+        Some(sip_msg::Host::Ipv4(a)) => Some(IpAddr::V4(a)),
+        Some(sip_msg::Host::Ipv6(a)) => Some(IpAddr::V6(a)),
+        _ => None,
+    }
+}
+
+/// `uri == myself` for a request: the current R-URI (rewritten or received) checked
+/// without copying it.
+fn ruri_is_myself(ctx: &mut Ctx<'_>) -> bool {
+    let msg = ctx.msg;
+    let text: &[u8] = match ctx.new_ruri.as_deref().or(ctx.orig_ruri.as_deref()) {
+        // Rewritten URIs are rare; copy so the cache lookup can borrow `ctx`.
+        Some(u) => return is_myself(ctx, &u.to_owned(), MyselfOf::Uri),
+        None => msg.request_uri_bytes().unwrap_or_default(),
+    };
+    match Uri::parse(text.trim_ascii()) {
+        Ok(u) if !u.host_raw.is_empty() => {
+            let port = uri_port(&u);
+            let ip = uri_host_ip(&u);
+            with_locals(ctx, |c| local_matches(c, ip, u.host_raw, port))
+        }
+        _ => match std::str::from_utf8(text) {
+            Ok(t) => is_myself(ctx, t, MyselfOf::Uri),
+            Err(_) => false,
+        },
+    }
+}
+
+/// The URI's port; 5061 for sips, 5060 otherwise when absent.
+fn uri_port(u: &Uri<'_>) -> u16 {
+    u.port.unwrap_or(if u.scheme == sip_msg::Scheme::Sips {
+        5061
+    } else {
+        5060
+    })
 }
 
 /// Kamailio's `check_self`: the host (and port, 5060 when absent; any port for an alias
 /// without one) is one of ours.
-fn is_myself(ctx: &Ctx<'_>, text: &str, of: MyselfOf) -> bool {
-    let locals = ctx.host.local_addrs();
+fn is_myself(ctx: &mut Ctx<'_>, text: &str, of: MyselfOf) -> bool {
     match of {
-        MyselfOf::Ip => parse_ip(text).is_some_and(|ip| {
-            locals
-                .iter()
-                .any(|l| parse_ip(&l.host).is_some_and(|a| a == ip))
-        }),
+        MyselfOf::Ip => match parse_ip(text) {
+            Some(ip) => with_locals(ctx, |c| c.ips.iter().any(|a| *a == Some(ip))),
+            None => false,
+        },
         MyselfOf::Uri => {
-            let (host, port) = match Uri::parse(text.trim().as_bytes()) {
-                Ok(u) if !u.host_raw.is_empty() => (
-                    String::from_utf8_lossy(u.host_raw).into_owned(),
-                    u.port.unwrap_or(if u.scheme == sip_msg::Scheme::Sips {
-                        5061
-                    } else {
-                        5060
-                    }),
-                ),
+            let text = text.trim();
+            match Uri::parse(text.as_bytes()) {
+                Ok(u) if !u.host_raw.is_empty() => {
+                    let port = uri_port(&u);
+                    let ip = uri_host_ip(&u);
+                    with_locals(ctx, |c| local_matches(c, ip, u.host_raw, port))
+                }
                 // A bare host (`$rd == myself`).
-                _ => (text.trim().to_string(), 5060),
-            };
-            locals
-                .iter()
-                .any(|l| host_matches(&l.host, &host) && l.port.is_none_or(|p| p == port))
+                _ => {
+                    let ip = parse_ip(text);
+                    with_locals(ctx, |c| local_matches(c, ip, text.as_bytes(), 5060))
+                }
+            }
         }
     }
 }
@@ -641,6 +714,74 @@ mod tests {
         assert!(!equal(&Value::Int(0), &Value::Null));
         assert!(equal(&Value::Null, &Value::Null));
         assert!(!equal(&Value::Null, &Value::str("x")));
+    }
+
+    /// Runs `if (uri == myself) drop;` over a request to `ruri` with these local addresses
+    /// (one runtime for all calls, so the address cache must follow the host's list).
+    fn ruri_mine(
+        rt: &mut Runtime,
+        script: &Script,
+        locals: &[(&str, Option<u16>)],
+        ruri: &str,
+    ) -> bool {
+        let mut host = crate::testhost::TestHost::new();
+        host.local = locals
+            .iter()
+            .map(|(h, p)| crate::abi::LocalAddr {
+                host: (*h).to_string(),
+                port: *p,
+                proto: crate::ast::Proto::Udp,
+            })
+            .collect();
+        let text = format!(
+            "OPTIONS {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+             From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        let msg = sip_msg::Message::parse(text.into_bytes()).expect("test request parses");
+        let src = crate::testhost::TestHost::source("192.0.2.1:5060".parse().expect("addr"));
+        let mut ctx = Ctx::new(rt, &mut host, &msg, src, RouteKind::Request);
+        match script.run_request(&mut ctx) {
+            Outcome::Exit { drop, .. } => drop,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn received_ruri_is_myself_by_ip_alias_and_port() {
+        let cfg = crate::load_str("t.cfg", "request_route { if (uri == myself) drop; }", &[])
+            .expect("loads");
+        let script = crate::compile::compile(&cfg, &[]).expect("compiles");
+        let mut rt = script.new_runtime();
+        let lab = [
+            ("127.0.0.1", Some(5060)),
+            ("Proxy.Example.org", None),
+            ("::1", Some(5062)),
+        ];
+        assert!(ruri_mine(&mut rt, &script, &lab, "sip:bob@127.0.0.1:5060"));
+        assert!(
+            ruri_mine(&mut rt, &script, &lab, "sip:bob@127.0.0.1"),
+            "no port is 5060"
+        );
+        assert!(!ruri_mine(&mut rt, &script, &lab, "sip:bob@127.0.0.1:5080"));
+        assert!(
+            !ruri_mine(&mut rt, &script, &lab, "sips:bob@127.0.0.1"),
+            "sips is 5061"
+        );
+        assert!(
+            ruri_mine(&mut rt, &script, &lab, "sip:bob@proxy.example.ORG:7000"),
+            "alias, any port"
+        );
+        assert!(
+            ruri_mine(&mut rt, &script, &lab, "sip:bob@[0:0::1]:5062"),
+            "IPv6 by value"
+        );
+        assert!(!ruri_mine(&mut rt, &script, &lab, "sip:bob@[::1]"));
+        assert!(!ruri_mine(&mut rt, &script, &lab, "sip:bob@192.0.2.9"));
+        // Same runtime, another host's addresses: the cached list is not reused.
+        let other = [("192.0.2.9", Some(5060))];
+        assert!(ruri_mine(&mut rt, &script, &other, "sip:bob@192.0.2.9"));
+        assert!(!ruri_mine(&mut rt, &script, &other, "sip:bob@127.0.0.1"));
     }
 
     #[test]
