@@ -722,21 +722,124 @@ pub struct SerError {
 
 /// `$avp(name)` values: a stack per name, newest first (`$avp(a)=1; $avp(a)=2;` → `$avp(a)`
 /// is 2, `$(avp(a)[1])` is 1 [E20]). Per message now; tm will make it per transaction.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// Short names and single values are stored inline: a module's per-message mark (rr's
+/// "recorded") costs one allocation (the entry list), not three.
+#[derive(Clone, Debug, Default)]
 pub struct AvpStore {
-    entries: Vec<(String, Vec<Value>)>,
+    entries: Vec<AvpEntry>,
 }
+
+#[derive(Clone, Debug)]
+struct AvpEntry {
+    name: AvpName,
+    vals: AvpStack,
+}
+
+/// Longest name kept inline (module-private names and typical script names fit).
+const AVP_INLINE_NAME: usize = 22;
+
+#[derive(Clone, Debug)]
+enum AvpName {
+    Inline { buf: [u8; AVP_INLINE_NAME], len: u8 },
+    Heap(String),
+}
+
+impl AvpName {
+    fn new(name: &str) -> AvpName {
+        match (u8::try_from(name.len()), name.len() <= AVP_INLINE_NAME) {
+            (Ok(len), true) => {
+                let mut buf = [0u8; AVP_INLINE_NAME];
+                buf[..name.len()].copy_from_slice(name.as_bytes());
+                AvpName::Inline { buf, len }
+            }
+            _ => AvpName::Heap(name.to_string()),
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            AvpName::Inline { buf, len } => &buf[..usize::from(*len)],
+            AvpName::Heap(s) => s.as_bytes(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied whole from a `&str`, so always valid UTF-8.
+            AvpName::Inline { .. } => std::str::from_utf8(self.as_bytes()).unwrap_or_default(),
+            AvpName::Heap(s) => s,
+        }
+    }
+
+    fn is(&self, name: &str) -> bool {
+        self.as_bytes() == name.as_bytes()
+    }
+}
+
+/// One name's values, newest first; a single value without a Vec.
+#[derive(Clone, Debug)]
+enum AvpStack {
+    One(Value),
+    Many(Vec<Value>),
+}
+
+impl AvpStack {
+    fn as_slice(&self) -> &[Value] {
+        match self {
+            AvpStack::One(v) => std::slice::from_ref(v),
+            AvpStack::Many(vals) => vals,
+        }
+    }
+
+    fn push_front(&mut self, v: Value) {
+        match self {
+            AvpStack::Many(vals) if vals.is_empty() => *self = AvpStack::One(v),
+            AvpStack::Many(vals) => vals.insert(0, v),
+            AvpStack::One(old) => {
+                let old = std::mem::take(old);
+                *self = AvpStack::Many(vec![v, old]);
+            }
+        }
+    }
+
+    fn remove_front(&mut self) {
+        match self {
+            AvpStack::One(_) => *self = AvpStack::Many(Vec::new()),
+            AvpStack::Many(vals) if !vals.is_empty() => {
+                vals.remove(0);
+            }
+            AvpStack::Many(_) => {}
+        }
+    }
+}
+
+impl PartialEq for AvpStore {
+    /// Same names in the same order with the same values (however they are stored).
+    fn eq(&self, other: &AvpStore) -> bool {
+        self.entries.len() == other.entries.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for AvpStore {}
 
 impl AvpStore {
     pub fn new() -> AvpStore {
         AvpStore::default()
     }
 
+    fn entry(&self, name: &str) -> Option<&AvpEntry> {
+        self.entries.iter().find(|e| e.name.is(name))
+    }
+
     /// Adds a value on top of the name's stack.
     pub fn push(&mut self, name: &str, v: Value) {
-        match self.entries.iter_mut().find(|(n, _)| n == name) {
-            Some((_, vals)) => vals.insert(0, v),
-            None => self.entries.push((name.to_string(), vec![v])),
+        match self.entries.iter_mut().find(|e| e.name.is(name)) {
+            Some(e) => e.vals.push_front(v),
+            None => self.entries.push(AvpEntry {
+                name: AvpName::new(name),
+                vals: AvpStack::One(v),
+            }),
         }
     }
 
@@ -753,24 +856,19 @@ impl AvpStore {
 
     /// All values of a name, newest first.
     pub fn all(&self, name: &str) -> &[Value] {
-        self.entries
-            .iter()
-            .find(|(n, _)| n == name)
-            .map_or(&[], |(_, v)| v.as_slice())
+        self.entry(name).map_or(&[], |e| e.vals.as_slice())
     }
 
     /// Removes the newest value.
     pub fn remove_top(&mut self, name: &str) {
-        if let Some((_, vals)) = self.entries.iter_mut().find(|(n, _)| n == name)
-            && !vals.is_empty()
-        {
-            vals.remove(0);
+        if let Some(e) = self.entries.iter_mut().find(|e| e.name.is(name)) {
+            e.vals.remove_front();
         }
     }
 
     /// Removes every value of the name.
     pub fn remove_all(&mut self, name: &str) {
-        self.entries.retain(|(n, _)| n != name);
+        self.entries.retain(|e| !e.name.is(name));
     }
 
     pub fn clear(&mut self) {
@@ -780,7 +878,9 @@ impl AvpStore {
     /// Every name with its values (newest first), e.g. for tm to save them with a
     /// transaction.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[Value])> + '_ {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.entries
+            .iter()
+            .map(|e| (e.name.as_str(), e.vals.as_slice()))
     }
 }
 
@@ -821,8 +921,9 @@ pub struct Ctx<'a> {
     pub drop: bool,
     /// The last internal error (for `sl_reply_error`).
     pub ser_error: Option<SerError>,
-    /// Per-message module data, one value per type ([`Ctx::msg_data`]).
-    msg_data: HashMap<TypeId, Box<dyn Any + Send>>,
+    /// Per-message module data, one value per type ([`Ctx::msg_data`]); a few types at
+    /// most, so a list (no hasher to seed per message).
+    msg_data: Vec<(TypeId, Box<dyn Any + Send>)>,
     pub host: &'a mut dyn Host,
     pub(crate) rt: &'a mut Runtime,
     /// The compiled script, so modules can run route blocks ([`Ctx::run_route`]).
@@ -868,7 +969,7 @@ impl<'a> Ctx<'a> {
             rc: 1,
             drop: false,
             ser_error: None,
-            msg_data: HashMap::new(),
+            msg_data: Vec::new(),
             host,
             rt,
             script: None,
@@ -919,17 +1020,24 @@ impl<'a> Ctx<'a> {
     /// Per-message data a module keeps between its calls for this message (Kamailio modules
     /// keep such state in `struct sip_msg` fields), one value per type; gone with the Ctx.
     pub fn msg_data<T: Any + Send>(&self) -> Option<&T> {
+        let id = TypeId::of::<T>();
         self.msg_data
-            .get(&TypeId::of::<T>())
-            .and_then(|b| b.downcast_ref::<T>())
+            .iter()
+            .find(|(t, _)| *t == id)
+            .and_then(|(_, b)| b.downcast_ref::<T>())
     }
 
     /// The per-message value of type `T`, created with `T::default()` on first use.
     pub fn msg_data_mut<T: Any + Send + Default>(&mut self) -> &mut T {
-        let slot = self
-            .msg_data
-            .entry(TypeId::of::<T>())
-            .or_insert_with(|| Box::new(T::default()));
+        let id = TypeId::of::<T>();
+        let at = match self.msg_data.iter().position(|(t, _)| *t == id) {
+            Some(at) => at,
+            None => {
+                self.msg_data.push((id, Box::new(T::default())));
+                self.msg_data.len() - 1
+            }
+        };
+        let slot = &mut self.msg_data[at].1;
         if !slot.is::<T>() {
             // Keys are TypeIds, so the box always holds a T; rebuild defensively anyway.
             *slot = Box::new(T::default());
@@ -1046,5 +1154,55 @@ impl<'a> Ctx<'a> {
             Arg::Pv(p) => self.pv_get(p).as_exact_int(),
             other => self.arg_str(other).trim().parse().ok(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{AvpStore, Value};
+
+    #[test]
+    fn avp_stacks_keep_newest_first_through_inline_and_heap_storage() {
+        let long = "a_name_longer_than_twenty_two_bytes";
+        let mut avps = AvpStore::new();
+        for name in ["ü:x", long] {
+            avps.push(name, Value::Int(1));
+            assert_eq!(avps.all(name), [Value::Int(1)]);
+            avps.push(name, Value::Int(2));
+            avps.push(name, Value::Int(3));
+            assert_eq!(
+                avps.all(name),
+                [Value::Int(3), Value::Int(2), Value::Int(1)]
+            );
+            assert_eq!(avps.get(name, -1), Some(&Value::Int(1)));
+            avps.remove_top(name);
+            avps.remove_top(name);
+            avps.remove_top(name);
+            assert!(avps.all(name).is_empty());
+            assert_eq!(avps.get(name, 0), None);
+            avps.push(name, Value::str("again"));
+            assert_eq!(avps.get(name, 0), Some(&Value::str("again")));
+        }
+        let names: Vec<&str> = avps.iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["ü:x", long]);
+        avps.remove_all("ü:x");
+        assert!(avps.all("ü:x").is_empty());
+        assert_eq!(avps.all(long).len(), 1);
+    }
+
+    #[test]
+    fn avp_stores_compare_by_content_not_by_storage() {
+        let mut one = AvpStore::new();
+        one.push("a", Value::Int(1));
+        let mut emptied = AvpStore::new();
+        emptied.push("a", Value::Int(9));
+        emptied.push("a", Value::Int(1));
+        assert_ne!(one, emptied);
+        // [1] in a Vec after a removal equals [1] stored inline.
+        let mut popped = AvpStore::new();
+        popped.push("a", Value::Int(1));
+        popped.push("a", Value::Int(9));
+        popped.remove_top("a");
+        assert_eq!(one, popped);
     }
 }

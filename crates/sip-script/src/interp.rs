@@ -650,11 +650,12 @@ fn uri_host_ip(u: &Uri<'_>) -> Option<IpAddr> {
 /// without copying it.
 fn ruri_is_myself(ctx: &mut Ctx<'_>) -> bool {
     let msg = ctx.msg;
-    let text: &[u8] = match ctx.new_ruri.as_deref().or(ctx.orig_ruri.as_deref()) {
-        // Rewritten URIs are rare; copy so the cache lookup can borrow `ctx`.
-        Some(u) => return is_myself(ctx, &u.to_owned(), MyselfOf::Uri),
-        None => msg.request_uri_bytes().unwrap_or_default(),
-    };
+    if let Some(u) = ctx.new_ruri.as_ref().or(ctx.orig_ruri.as_ref()) {
+        // Rewritten URIs are rare; copied so the cache lookup can borrow `ctx`.
+        let rewritten = u.clone();
+        return is_myself(ctx, &rewritten, MyselfOf::Uri);
+    }
+    let text = msg.request_uri_bytes().unwrap_or_default();
     match Uri::parse(text.trim_ascii()) {
         Ok(u) if !u.host_raw.is_empty() => {
             let port = uri_port(&u);
@@ -682,7 +683,7 @@ fn uri_port(u: &Uri<'_>) -> u16 {
 fn is_myself(ctx: &mut Ctx<'_>, text: &str, of: MyselfOf) -> bool {
     match of {
         MyselfOf::Ip => match parse_ip(text) {
-            Some(ip) => with_locals(ctx, |c| c.ips.iter().any(|a| *a == Some(ip))),
+            Some(ip) => with_locals(ctx, |c| c.ips.contains(&Some(ip))),
             None => false,
         },
         MyselfOf::Uri => {
