@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use crate::error::SipError;
 use crate::header::{HeaderName, NameKey};
 use crate::scan::{CommaSplit, all_token, any_lws, is_lws, is_token, parse_u32};
-use crate::uri::{Uri, scheme_is_valid};
+use crate::uri::{Uri, UriSpans, scheme_is_valid};
 use crate::views::{CSeq, Contact, ContentType, NameAddr, Reason, Via, ViaSpans};
 
 /// A byte range `[start, end)` into the message buffer.
@@ -140,6 +140,7 @@ struct Decoded {
     from_tag: OnceLock<Option<Span>>,
     to_tag: OnceLock<Option<Span>>,
     top_via: OnceLock<Result<ViaSpans, SipError>>,
+    request_uri: OnceLock<Result<UriSpans, SipError>>,
 }
 
 /// Why a datagram could not be parsed, with the partial message when the header index
@@ -583,11 +584,24 @@ impl Message {
         }
     }
 
-    /// The decoded Request-URI (any scheme; others are opaque).
+    /// The decoded Request-URI (any scheme; others are opaque), decoded once per message
+    /// (sanity, `uri == myself` and forwarding all ask for it).
     pub fn request_uri(&self) -> Result<Uri<'_>, SipError> {
-        self.request_uri_bytes()
+        if let Some(cached) = self.decoded.request_uri.get() {
+            return cached.map(|spans| Uri::from_spans(self, &spans));
+        }
+        let uri = self
+            .request_uri_bytes()
             .ok_or(SipError::bad_request("response has no Request-URI"))
-            .and_then(Uri::parse)
+            .and_then(Uri::parse);
+        let spans = match &uri {
+            Ok(u) => u.spans_in(self).map(Ok),
+            Err(e) => Some(Err(*e)),
+        };
+        if let Some(spans) = spans {
+            let _ = self.decoded.request_uri.set(spans);
+        }
+        uri
     }
 
     /// All header lines in order.
@@ -908,6 +922,36 @@ bodyTRAILING";
             let to_tag = m.to().ok().and_then(|t| t.tag());
             assert_eq!((m.to_tag(), m.to_tag()), (to_tag, to_tag));
         }
+        Ok(())
+    }
+
+    #[test]
+    fn kept_request_uri_equals_fresh_decode() -> TestResult {
+        for ruri in [
+            &b"sip:a@b"[..],
+            b"sips:alice:pw@[2001:db8::1]:5071;transport=tcp;lr?subject=x",
+            b"sip:10.0.0.1",
+            b"sip:h;maddr=1.2.3.4",
+            b"tel:+123;phone-context=x",
+            b"urn:service:sos",
+            b"sip:bad host@",
+            b"sip:a@b:99999",
+        ] {
+            let mut raw = b"OPTIONS ".to_vec();
+            raw.extend_from_slice(ruri);
+            raw.extend_from_slice(b" SIP/2.0\r\nVia: SIP/2.0/UDP h\r\n\r\n");
+            let Ok(m) = Message::parse_slice(&raw) else {
+                continue;
+            };
+            let fresh = Uri::parse(ruri);
+            // The first call decodes and keeps, the second rebuilds from the kept positions.
+            assert_eq!(m.request_uri(), fresh);
+            assert_eq!(m.request_uri(), fresh);
+            assert_eq!(m.clone().request_uri(), fresh);
+        }
+        let reply = Message::parse_slice(b"SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP h\r\n\r\n")?;
+        assert!(reply.request_uri().is_err());
+        assert!(reply.request_uri().is_err());
         Ok(())
     }
 

@@ -4,9 +4,11 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::error::SipError;
+use crate::message::{Message, Span};
 use crate::scan::{
     HostChars, Params, URI_HOST_END, all_uri_chars, host_chars, host_prefix, parse_u32,
 };
+use crate::views::HostSpan;
 
 /// The URI scheme.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,6 +115,80 @@ pub struct Uri<'a> {
     pub headers: Option<&'a [u8]>,
     /// Other schemes: everything after the first `:`.
     pub opaque: &'a [u8],
+}
+
+/// A decoded [`Uri`] as positions in its message, so [`Message`] can keep its Request-URI.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct UriSpans {
+    raw: Span,
+    scheme: Scheme,
+    scheme_raw: Span,
+    user: Option<Span>,
+    password: Option<Span>,
+    host: Option<HostSpan>,
+    host_raw: Span,
+    port: Option<u16>,
+    params: Span,
+    headers: Option<Span>,
+    opaque: Span,
+}
+
+impl<'a> Uri<'a> {
+    /// This view as positions in `msg` (which it must have been parsed from); `None` if a
+    /// non-empty part does not lie in the message buffer.
+    pub(crate) fn spans_in(&self, msg: &Message) -> Option<UriSpans> {
+        // Empty parts may be `&[]` from elsewhere; any empty span reads back as empty.
+        let span = |s: &[u8]| {
+            if s.is_empty() {
+                Some(Span { start: 0, end: 0 })
+            } else {
+                msg.span_of(s)
+            }
+        };
+        let opt_span = |s: Option<&[u8]>| match s {
+            Some(s) => span(s).map(Some),
+            None => Some(None),
+        };
+        Some(UriSpans {
+            raw: span(self.raw)?,
+            scheme: self.scheme,
+            scheme_raw: span(self.scheme_raw)?,
+            user: opt_span(self.user)?,
+            password: opt_span(self.password)?,
+            host: match self.host {
+                Some(Host::Name(n)) => Some(HostSpan::Name(span(n)?)),
+                Some(Host::Ipv4(ip)) => Some(HostSpan::Ipv4(ip)),
+                Some(Host::Ipv6(ip)) => Some(HostSpan::Ipv6(ip)),
+                None => None,
+            },
+            host_raw: span(self.host_raw)?,
+            port: self.port,
+            params: span(self.params.raw())?,
+            headers: opt_span(self.headers)?,
+            opaque: span(self.opaque)?,
+        })
+    }
+
+    /// The view [`Uri::spans_in`] recorded.
+    pub(crate) fn from_spans(msg: &'a Message, s: &UriSpans) -> Uri<'a> {
+        Uri {
+            raw: msg.slice(s.raw),
+            scheme: s.scheme,
+            scheme_raw: msg.slice(s.scheme_raw),
+            user: s.user.map(|u| msg.slice(u)),
+            password: s.password.map(|p| msg.slice(p)),
+            host: s.host.map(|h| match h {
+                HostSpan::Name(n) => Host::Name(msg.slice(n)),
+                HostSpan::Ipv4(ip) => Host::Ipv4(ip),
+                HostSpan::Ipv6(ip) => Host::Ipv6(ip),
+            }),
+            host_raw: msg.slice(s.host_raw),
+            port: s.port,
+            params: Params::from_checked(msg.slice(s.params)),
+            headers: s.headers.map(|h| msg.slice(h)),
+            opaque: msg.slice(s.opaque),
+        }
+    }
 }
 
 impl<'a> Uri<'a> {

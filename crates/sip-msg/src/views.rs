@@ -224,7 +224,7 @@ pub(crate) struct ViaSpans {
 }
 
 #[derive(Clone, Copy, Debug)]
-enum HostSpan {
+pub(crate) enum HostSpan {
     Name(Span),
     Ipv4(std::net::Ipv4Addr),
     Ipv6(std::net::Ipv6Addr),

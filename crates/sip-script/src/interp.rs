@@ -655,14 +655,14 @@ fn ruri_is_myself(ctx: &mut Ctx<'_>) -> bool {
         let rewritten = u.clone();
         return is_myself(ctx, &rewritten, MyselfOf::Uri);
     }
-    let text = msg.request_uri_bytes().unwrap_or_default();
-    match Uri::parse(text.trim_ascii()) {
+    // The message keeps its decoded R-URI: sanity_check and forwarding ask for it too.
+    match msg.request_uri() {
         Ok(u) if !u.host_raw.is_empty() => {
             let port = uri_port(&u);
             let ip = uri_host_ip(&u);
             with_locals(ctx, |c| local_matches(c, ip, u.host_raw, port))
         }
-        _ => match std::str::from_utf8(text) {
+        _ => match std::str::from_utf8(msg.request_uri_bytes().unwrap_or_default()) {
             Ok(t) => is_myself(ctx, t, MyselfOf::Uri),
             Err(_) => false,
         },

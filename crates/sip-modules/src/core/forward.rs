@@ -65,7 +65,11 @@ impl UriTarget<'_> {
 
 /// [`uri_destination`] without the owned host text.
 pub(crate) fn uri_target(uri: &[u8]) -> Result<UriTarget<'_>, SipError> {
-    let parsed = Uri::parse(uri)?;
+    Uri::parse(uri).and_then(parsed_uri_target)
+}
+
+/// [`uri_target`] of an already decoded URI (the message keeps its decoded R-URI).
+pub(crate) fn parsed_uri_target(parsed: Uri<'_>) -> Result<UriTarget<'_>, SipError> {
     if !matches!(parsed.scheme, Scheme::Sip | Scheme::Sips) {
         return Err(SipError::UNSUPPORTED_URI_SCHEME);
     }

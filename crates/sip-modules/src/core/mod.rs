@@ -277,9 +277,17 @@ fn w_forward(ctx: &mut Ctx<'_>, _args: &[Arg]) -> i32 {
                 &*ruri
             }
         };
+        // The received R-URI is decoded once per message (sanity, `uri == myself`).
+        let received_ruri =
+            ctx.dst_uri.is_none() && ctx.new_ruri.is_none() && ctx.orig_ruri.is_none();
         match ctx.module_state::<LastHop>().and_then(|l| l.get(target)) {
             Some(addr) => Ok(NextHop::Ip(addr)),
-            None => forward::uri_target(target.as_bytes()).map(|t| match t.ip() {
+            None => if received_ruri {
+                ctx.msg.request_uri().and_then(forward::parsed_uri_target)
+            } else {
+                forward::uri_target(target.as_bytes())
+            }
+            .map(|t| match t.ip() {
                 Some(ip) => {
                     let addr = SocketAddr::new(ip, t.port);
                     remember = Some((target.to_string(), addr));
