@@ -23,7 +23,19 @@ fn free_port() -> u16 {
     s.local_addr().expect("addr").port()
 }
 
-fn start_uas(port: u16, mode: &str) -> Uas {
+/// Starts `sipload uas` on a free port and waits until it answers; a port another process
+/// took between picking and binding makes the uas exit, and a new port is tried.
+fn start_uas(mode: &str) -> (Uas, u16) {
+    for _ in 0..5 {
+        let port = free_port();
+        if let Some(uas) = try_start_uas(port, mode) {
+            return (uas, port);
+        }
+    }
+    panic!("sipload uas could not start on any of 5 ports");
+}
+
+fn try_start_uas(port: u16, mode: &str) -> Option<Uas> {
     let child = sipload()
         .args(["uas", "-l", &format!("127.0.0.1:{port}"), "--mode", mode])
         .args(["--duration", "60"])
@@ -32,13 +44,34 @@ fn start_uas(port: u16, mode: &str) -> Uas {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn sipload uas");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    // Ready once it holds the port.
-    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-        assert!(Instant::now() < deadline, "sipload uas did not bind {port}");
-        std::thread::sleep(Duration::from_millis(20));
+    // Ready once it answers an OPTIONS on its port. (Probing by binding the port would race
+    // with the uas's own bind, and a port merely being taken says nothing about who holds it.)
+    let mut uas = Uas(child);
+    let probe = UdpSocket::bind("127.0.0.1:0").expect("bind probe");
+    probe
+        .set_read_timeout(Some(Duration::from_millis(100)))
+        .expect("probe timeout");
+    let me = probe.local_addr().expect("probe addr");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut buf = [0u8; 2048];
+    for i in 0.. {
+        assert!(
+            Instant::now() < deadline,
+            "sipload uas on {port} never answered OPTIONS"
+        );
+        let options = format!(
+            "OPTIONS sip:ping@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKready{i}\r\n\
+             From: <sip:probe@{me}>;tag=p{i}\r\nTo: <sip:ping@127.0.0.1:{port}>\r\n\
+             Call-ID: ready-{i}@probe\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        let _ = probe.send_to(options.as_bytes(), ("127.0.0.1", port));
+        if let Ok((n, _)) = probe.recv_from(&mut buf)
+            && buf.get(..n).is_some_and(|b| b.starts_with(b"SIP/2.0 200"))
+        {
+            break;
+        }
     }
-    Uas(child)
+    Some(uas)
 }
 
 fn run_uac(port: u16, calls: u32, extra: &[&str]) -> Output {
@@ -53,8 +86,7 @@ fn run_uac(port: u16, calls: u32, extra: &[&str]) -> Output {
 
 #[test]
 fn uac_against_an_answering_uas_exits_0_and_prints_the_summary() {
-    let port = free_port();
-    let _uas = start_uas(port, "answer");
+    let (_uas, port) = start_uas("answer");
     let out = run_uac(port, 10, &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
@@ -64,8 +96,7 @@ fn uac_against_an_answering_uas_exits_0_and_prints_the_summary() {
 
 #[test]
 fn uac_against_a_rejecting_uas_exits_1() {
-    let port = free_port();
-    let _uas = start_uas(port, "reject:486");
+    let (_uas, port) = start_uas("reject:486");
     let out = run_uac(port, 2, &[]);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
