@@ -59,6 +59,9 @@ fn try_start_uas(port: u16, mode: &str) -> Option<Uas> {
             Instant::now() < deadline,
             "sipload uas on {port} never answered OPTIONS"
         );
+        if uas.0.try_wait().ok().flatten().is_some() {
+            return None; // it could not bind: the port was taken
+        }
         let options = format!(
             "OPTIONS sip:ping@127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKready{i}\r\n\
              From: <sip:probe@{me}>;tag=p{i}\r\nTo: <sip:ping@127.0.0.1:{port}>\r\n\
