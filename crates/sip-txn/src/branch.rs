@@ -135,6 +135,19 @@ pub struct CharValueFields<'a> {
     pub via_branch: &'a [u8],
 }
 
+impl<'a> CharValueFields<'a> {
+    /// The To-tag as it takes part in the hash: none for INVITE, ACK and CANCEL (Kamailio's
+    /// `char_msg_val`), so a CANCEL and the ACK of a negative reply hash like their INVITE.
+    #[must_use]
+    pub fn hashed_to_tag(method: &[u8], to_tag: &'a [u8]) -> &'a [u8] {
+        if matches!(method, b"INVITE" | b"ACK" | b"CANCEL") {
+            b""
+        } else {
+            to_tag
+        }
+    }
+}
+
 /// MD5 over the concatenated characteristic values.
 #[must_use]
 pub fn char_value(f: &CharValueFields<'_>) -> Md5Field {
@@ -249,6 +262,19 @@ pub fn decode_branch(branch: &[u8], table_size: u32, max_branches: u8) -> Option
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn to_tag_is_left_out_for_invite_ack_and_cancel_only() {
+        for m in [&b"INVITE"[..], b"ACK", b"CANCEL"] {
+            assert_eq!(CharValueFields::hashed_to_tag(m, b"t1"), b"");
+        }
+        assert_eq!(CharValueFields::hashed_to_tag(b"BYE", b"t1"), b"t1");
+        assert_eq!(
+            CharValueFields::hashed_to_tag(b"invite", b"t1"),
+            b"t1",
+            "methods are case-sensitive"
+        );
+    }
+
     use super::*;
 
     const MD5_HEX: &[u8] = b"b3bd067461a623f747a48ac73d495d50";

@@ -144,16 +144,12 @@ fn stateless_branch_param(msg: &Message, via: Option<&Via<'_>>) -> sip_txn::Bran
     let via_port = via
         .and_then(|v| v.port)
         .map(|p| StackText::number(u64::from(p)));
-    let method = msg.method();
-    let hop_by_hop = matches!(method, Some(Method::Invite | Method::Ack | Method::Cancel));
-    let to_tag = if hop_by_hop {
-        &[][..]
-    } else {
-        msg.to_tag().unwrap_or_default()
-    };
     let fields = sip_txn::CharValueFields {
         from_tag: msg.from_tag().unwrap_or_default(),
-        to_tag,
+        to_tag: sip_txn::CharValueFields::hashed_to_tag(
+            msg.method_bytes().unwrap_or_default(),
+            msg.to_tag().unwrap_or_default(),
+        ),
         call_id,
         ruri: msg.request_uri_bytes().unwrap_or_default(),
         cseq_num,

@@ -19,6 +19,7 @@ use super::key::OwnedKey;
 use super::state::{BranchHost, Saved, TxState};
 use super::table::{CellRef, Lookup, Mirror, NewCell, Stat, StateRef, Table, TableError};
 use crate::core::forward::{self, DEFAULT_PORT, Destination, md5_hex, uri_destination};
+use crate::util::StackText;
 
 /// Module configuration + the table handle (process-wide, in the runtime).
 #[derive(Debug)]
@@ -1071,26 +1072,18 @@ pub fn get_or_create(ctx: &mut Ctx<'_>, tm: &Tm) -> Result<Got, (u16, String)> {
     let key = OwnedKey::of(ctx.msg).map_err(|e| (400, e.reason_phrase().to_string()))?;
     let rk = key.key();
     let bucket = sip_txn::bucket_of(rk.call_id, rk.cseq_num, table.hash_size());
+    let via_port = rk.via.port.map(|p| StackText::number(u64::from(p)));
     let md5 = char_value(&sip_txn::CharValueFields {
         from_tag: rk.from_tag,
-        to_tag: if matches!(
-            Method::classify(rk.method),
-            Method::Invite | Method::Ack | Method::Cancel
-        ) {
-            b""
-        } else {
-            rk.to_tag
-        },
+        to_tag: sip_txn::CharValueFields::hashed_to_tag(rk.method, rk.to_tag),
         call_id: rk.call_id,
         ruri: rk.ruri,
         cseq_num: rk.cseq_num,
         via_host: rk.via.host,
-        via_port: &rk
-            .via
-            .port
-            .map(|p| p.to_string())
-            .unwrap_or_default()
-            .into_bytes(),
+        via_port: via_port
+            .as_ref()
+            .map(StackText::as_bytes)
+            .unwrap_or_default(),
         via_branch: rk.via.branch,
     });
     // The local To-tag is derived from md5 when an ACK is matched (table::match_one).
