@@ -836,9 +836,19 @@ impl Message {
         }
         let cseq = self.cseq()?;
         self.call_id()?;
-        self.from()?;
-        self.to()?;
-        for via in self.vias() {
+        // The tags and the top Via decoded here are kept: the script asks for them again.
+        let from = self.from()?;
+        let _ = self
+            .decoded
+            .from_tag
+            .set(from.tag().and_then(|t| self.span_of(t)));
+        let to = self.to()?;
+        let _ = self
+            .decoded
+            .to_tag
+            .set(to.tag().and_then(|t| self.span_of(t)));
+        self.top_via()?;
+        for via in self.vias().skip(1) {
             via?;
         }
         self.max_forwards()?;
@@ -906,6 +916,8 @@ bodyTRAILING";
             b"OPTIONS sip:a@b SIP/2.0\r\nFrom: sip:a@b;tag=x\r\nTo: \"open <sip:x>;tag=1\r\n\r\n",
             b"OPTIONS sip:a@b SIP/2.0\r\nFrom: a\"b <sip:x>;tag=1\r\nTo: <sip:x@y>;tag=1;=bad\r\n\r\n",
             b"OPTIONS sip:a@b SIP/2.0\r\nFrom: <bad uri>;tag=1\r\nTo: Bob <sip:b@h>;TAG=t2\r\n\r\n",
+            // Passes `validate`, with both tags.
+            b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h:1;branch=z9hG4bKx, SIP/2.0/UDP g\r\nFrom: a <sip:a@b>;tag=f1\r\nTo: <sip:c@d>;x;tag=t1\r\nCall-ID: c\r\nCSeq: 2 BYE\r\n\r\n",
         ] {
             let m = Message::parse_slice(raw)?;
             let fresh = m
@@ -921,6 +933,11 @@ bodyTRAILING";
             assert_eq!((m.from_tag(), m.from_tag()), (from_tag, from_tag));
             let to_tag = m.to().ok().and_then(|t| t.tag());
             assert_eq!((m.to_tag(), m.to_tag()), (to_tag, to_tag));
+            // `validate` keeps what it decodes; the kept values are the same.
+            let v = Message::parse_slice(raw)?;
+            let _ = v.validate();
+            assert_eq!(v.top_via(), fresh);
+            assert_eq!((v.from_tag(), v.to_tag()), (from_tag, to_tag));
         }
         Ok(())
     }
