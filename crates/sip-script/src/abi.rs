@@ -64,6 +64,7 @@ use std::any::{Any, TypeId};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
@@ -498,10 +499,35 @@ impl ModChildInit<'_> {
     }
 }
 
+/// A map keyed by `TypeId`. A `TypeId` is already a hash, so the hasher keeps its bits
+/// instead of running SipHash over them: modules look up their state on every call.
+pub(crate) type TypeIdMap<V> = HashMap<TypeId, V, BuildHasherDefault<TypeIdHasher>>;
+
+/// Hasher for [`TypeIdMap`]: `TypeId` hashes itself as integer writes, which are mixed
+/// in as they are; byte writes (not used by `TypeId` today) are folded in FNV-style.
+#[derive(Default)]
+pub(crate) struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = self.0.rotate_left(5) ^ n;
+    }
+}
+
 /// APIs modules offer each other, keyed by the API's (trait object) type.
 #[derive(Default)]
 pub struct ApiRegistry {
-    apis: HashMap<TypeId, Box<dyn Any + Send + Sync>>,
+    apis: TypeIdMap<Box<dyn Any + Send + Sync>>,
 }
 
 impl fmt::Debug for ApiRegistry {

@@ -5,7 +5,7 @@
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 
-use crate::abi::ApiRegistry;
+use crate::abi::{ApiRegistry, TypeIdMap};
 use crate::core_params::CoreParams;
 use crate::value::Value;
 
@@ -17,7 +17,7 @@ const REGEX_CACHE_MAX: usize = 256;
 /// (`Runtime::new`); each forked process keeps its own copy.
 pub struct Runtime {
     vars: Vec<Value>,
-    states: HashMap<TypeId, Box<dyn Any + Send>>,
+    states: TypeIdMap<Box<dyn Any + Send>>,
     pub(crate) apis: ApiRegistry,
     /// `debug` (log level); `setdebug`-like functions may change it.
     pub debug: i64,
@@ -53,7 +53,7 @@ impl Runtime {
     pub fn new(core: &CoreParams) -> Runtime {
         Runtime {
             vars: Vec::new(),
-            states: HashMap::new(),
+            states: TypeIdMap::default(),
             apis: ApiRegistry::default(),
             debug: core.debug,
             core: core.clone(),
@@ -134,5 +134,35 @@ impl Runtime {
         }
         self.regex_cache.insert(pattern.to_string(), r.clone());
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn module_states_are_kept_per_type() {
+        let mut states: TypeIdMap<Box<dyn Any + Send>> = TypeIdMap::default();
+        states.insert(TypeId::of::<u8>(), Box::new(1u8));
+        states.insert(TypeId::of::<u16>(), Box::new(2u16));
+        states.insert(TypeId::of::<String>(), Box::new(String::from("s")));
+        states.insert(TypeId::of::<Vec<u8>>(), Box::new(vec![4u8]));
+        let get = |id| states.get(&id).map(|b| (**b).type_id() == id);
+        for id in [
+            TypeId::of::<u8>(),
+            TypeId::of::<u16>(),
+            TypeId::of::<String>(),
+            TypeId::of::<Vec<u8>>(),
+        ] {
+            assert_eq!(get(id), Some(true));
+        }
+        assert_eq!(get(TypeId::of::<u32>()), None);
+        assert_eq!(
+            states
+                .get(&TypeId::of::<u16>())
+                .and_then(|b| b.downcast_ref::<u16>()),
+            Some(&2)
+        );
     }
 }
