@@ -4,7 +4,9 @@
 //!
 //! Timed per iteration, as a worker does per request: `Ctx::new`, `set_script`,
 //! `Script::run_request` and `Script::run_post_script` over an already parsed message. Not
-//! timed: building and parsing the message (every iteration gets a new Via branch and
+//! timed: building, parsing and validating the message as the worker does before the script
+//! (`Message::validate`, which keeps the top Via, R-URI and From/To tags it decodes; every
+//! iteration gets a new Via branch and
 //! Call-ID, so tm sees a new transaction, not a retransmission), building and dropping the
 //! fresh [`TestHost`], and the timer ticks that expire the transactions every
 //! [`PURGE_EVERY`] iterations so the shm table never fills. The route runs
@@ -99,10 +101,13 @@ impl Worker {
         }
     }
 
-    /// A fresh parsed INVITE and a fresh host at the current time (not timed).
+    /// A fresh INVITE, parsed and validated as the worker does before the script, and a fresh
+    /// host at the current time (not timed).
     fn prepare(&mut self) -> (Message, TestHost) {
         self.next_call += 1;
         let msg = Message::parse(invite(self.next_call)).unwrap_or_else(|e| panic!("parse: {e}"));
+        // The worker validates every request before its request_route (`handle_request`).
+        msg.validate().unwrap_or_else(|e| panic!("validate: {e}"));
         let mut host = TestHost::new();
         host.now = Millis(self.now_ms);
         (msg, host)
@@ -232,6 +237,18 @@ fn bench(c: &mut Criterion) {
             b.iter_custom(|iters| w.timed(iters))
         },
     );
+    // What the worker does before the script, timed apart so the whole per-request cost
+    // is known: parse (copying the datagram into the message) and validate.
+    c.bench_function("INVITE parse + validate (before the script)", |b| {
+        b.iter_batched(
+            || invite(7),
+            |bytes| {
+                let msg = Message::parse(black_box(bytes)).map_err(|e| e.to_string());
+                black_box(msg.map(|m| m.validate().is_ok()))
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
     let mut stateless: Option<Worker> = None;
     c.bench_function("stateless-lab.cfg request_route INVITE to myself", |b| {
         let w = stateless.get_or_insert_with(checked_stateless);
