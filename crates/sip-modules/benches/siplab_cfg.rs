@@ -1,21 +1,21 @@
-//! Cost of the request_route of `etc/siplab.cfg` (the lab's default config, stateful with tm)
-//! with the real modules over a parsed ~700-byte INVITE addressed to the proxy (issue 3:
-//! ≤ 2 µs), and of `etc/examples/stateless-lab.cfg` (the former default, stateless forward).
+//! Cost of the request_route of `etc/siplab.cfg` (the lab's default config: stateless
+//! forward) with the real modules over a parsed ~700-byte INVITE addressed to the proxy
+//! (issue 3: ≤ 2 µs), and of `etc/examples/stateful-lab.cfg` (the same proxy with tm) for
+//! comparison.
 //!
 //! Timed per iteration, as a worker does per request: `Ctx::new`, `set_script`,
 //! `Script::run_request` and `Script::run_post_script` over an already parsed message. Not
 //! timed: building, parsing and validating the message as the worker does before the script
-//! (`Message::validate`, which keeps the top Via, R-URI and From/To tags it decodes; every
-//! iteration gets a new Via branch and
-//! Call-ID, so tm sees a new transaction, not a retransmission), building and dropping the
-//! fresh [`TestHost`], and the timer ticks that expire the transactions every
-//! [`PURGE_EVERY`] iterations so the shm table never fills. The route runs
-//! mf_process_maxfwd_header, sanity_check, the `xlog("L_INFO", ...)` line (enabled at
-//! `debug=2`: formatted and handed to the host, which records it as a String), is_method,
-//! t_check_trans, has_totag, record_route, `uri == myself`, `$du = GW` and t_relay (100 Trying
-//! upstream, the INVITE printed with its edits to the gateway; the host records both sends
-//! as byte copies) — or forward() in the stateless cfg. Two `Instant::now()` calls per
-//! iteration are inside the measured time (tens of ns).
+//! (`Message::validate`, which keeps the top Via, R-URI and From/To tags it decodes; timed
+//! apart as "parse + validate"; every iteration gets a new Via branch and Call-ID, so tm sees
+//! a new transaction, not a retransmission), building and dropping the fresh [`TestHost`],
+//! and the timer ticks that expire the transactions every [`PURGE_EVERY`] iterations so the
+//! shm table never fills. The route runs mf_process_maxfwd_header, sanity_check, the
+//! `xlog("L_INFO", ...)` line (enabled at `debug=2`: formatted and handed to the host, which
+//! records it as a String), is_method, has_totag, record_route, `uri == myself`, `$du = GW`
+//! and forward() (the INVITE printed with its edits to the gateway; the host records the send
+//! as a byte copy) — plus t_check_trans and t_relay (100 Trying upstream) in the stateful
+//! cfg. Two `Instant::now()` calls per iteration are inside the measured time (tens of ns).
 use std::hint::black_box;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -177,11 +177,11 @@ const GW: ([u8; 4], u16) = ([127, 0, 0, 1], 5070);
 const LOG_LINE: &str = "INVITE sip:bob@127.0.0.1:5060 from 192.0.2.10:5091 (worker 4242)\n";
 const INVITE_LINE: &str = "INVITE sip:bob@127.0.0.1:5060 SIP/2.0";
 
-/// Stateful etc/siplab.cfg, checked: 100 Trying upstream, the INVITE to the gateway, one
+/// Stateful etc/examples/stateful-lab.cfg, checked: 100 Trying upstream, the INVITE to the gateway, one
 /// log line — many runs across purges, so every request takes the t_relay path (a full
 /// table would answer 500 instead).
 fn checked_stateful() -> Worker {
-    let mut stateful = Worker::new(&etc("siplab.cfg"));
+    let mut stateful = Worker::new(&etc("examples/stateful-lab.cfg"));
     for i in 0..3 * PURGE_EVERY {
         let (msg, mut host) = stateful.prepare();
         let outcome = stateful.run(&msg, &mut host);
@@ -202,9 +202,9 @@ fn checked_stateful() -> Worker {
     stateful
 }
 
-/// The former default, etc/examples/stateless-lab.cfg, checked: forward() to the gateway.
+/// The default etc/siplab.cfg, checked: forward() to the gateway.
 fn checked_stateless() -> Worker {
-    let mut stateless = Worker::new(&etc("examples/stateless-lab.cfg"));
+    let mut stateless = Worker::new(&etc("siplab.cfg"));
     let (msg, mut host) = stateless.prepare();
     let outcome = stateless.run(&msg, &mut host);
     assert!(
@@ -231,7 +231,7 @@ fn bench(c: &mut Criterion) {
     // closure several times; a name filter skips it and the setup).
     let mut stateful: Option<Worker> = None;
     c.bench_function(
-        "siplab.cfg (stateful) request_route INVITE to myself",
+        "stateful-lab.cfg (tm, t_relay) request_route INVITE to myself",
         |b| {
             let w = stateful.get_or_insert_with(checked_stateful);
             b.iter_custom(|iters| w.timed(iters))
@@ -250,7 +250,7 @@ fn bench(c: &mut Criterion) {
         )
     });
     let mut stateless: Option<Worker> = None;
-    c.bench_function("stateless-lab.cfg request_route INVITE to myself", |b| {
+    c.bench_function("siplab.cfg request_route INVITE to myself", |b| {
         let w = stateless.get_or_insert_with(checked_stateless);
         b.iter_custom(|iters| w.timed(iters))
     });
