@@ -73,13 +73,18 @@ impl SanityFailure {
 
 /// Kamailio's `str2valid_uint`: 1..=10 digits within u32.
 fn valid_u32(s: &[u8]) -> bool {
-    !s.is_empty()
-        && s.len() <= 10
-        && s.iter().all(u8::is_ascii_digit)
-        && std::str::from_utf8(s)
-            .ok()
-            .and_then(|t| t.parse::<u32>().ok())
-            .is_some()
+    if s.is_empty() || s.len() > 10 {
+        return false;
+    }
+    // Ten digits fit in a u64, so the sum cannot overflow before the range check.
+    let mut n: u64 = 0;
+    for &b in s {
+        if !b.is_ascii_digit() {
+            return false;
+        }
+        n = n * 10 + u64::from(b - b'0');
+    }
+    n <= u64::from(u32::MAX)
 }
 
 /// Schemes Kamailio's URI parser accepts.
@@ -89,15 +94,58 @@ fn parsable_scheme(uri: &Uri<'_>) -> bool {
         || uri.scheme_raw.eq_ignore_ascii_case(b"urn")
 }
 
-fn cseq_parts(msg: &Message) -> Option<(&[u8], &[u8])> {
-    let v = msg.header_value(HeaderName::CSeq)?;
-    let v = v.trim_ascii();
+/// What the checks need from the header list, gathered in one pass instead of one
+/// search per check.
+struct HeaderScan<'m> {
+    /// Bit `1 << (name as u32)` for every header name present.
+    present: u64,
+    /// The first CSeq value.
+    cseq: Option<&'m [u8]>,
+    /// The first Expires value.
+    expires: Option<&'m [u8]>,
+}
+
+// Every HeaderName has a bit in `HeaderScan::present`.
+const _: () = assert!((HeaderName::Other as u32) < u64::BITS);
+
+fn bit(name: HeaderName) -> u64 {
+    1u64 << (name as u32)
+}
+
+impl<'m> HeaderScan<'m> {
+    fn new(msg: &'m Message) -> HeaderScan<'m> {
+        let mut scan = HeaderScan {
+            present: 0,
+            cseq: None,
+            expires: None,
+        };
+        for h in msg.headers() {
+            scan.present |= bit(h.name);
+            match h.name {
+                HeaderName::CSeq if scan.cseq.is_none() => scan.cseq = Some(msg.slice(h.value)),
+                HeaderName::Expires if scan.expires.is_none() => {
+                    scan.expires = Some(msg.slice(h.value));
+                }
+                _ => {}
+            }
+        }
+        scan
+    }
+
+    fn has(&self, name: HeaderName) -> bool {
+        self.present & bit(name) != 0
+    }
+}
+
+/// The CSeq number and method (both trimmed, either may be empty).
+fn cseq_parts(value: &[u8]) -> (&[u8], &[u8]) {
+    let v = value.trim_ascii();
     let end = v
         .iter()
         .position(u8::is_ascii_whitespace)
         .unwrap_or(v.len());
     let (number, rest) = v.split_at(end);
-    Some((number, rest.trim_ascii()))
+    (number, rest.trim_ascii())
 }
 
 fn check_ruri_version(msg: &Message) -> Result<(), SanityFailure> {
@@ -120,7 +168,7 @@ fn check_ruri_scheme(msg: &Message) -> Result<(), SanityFailure> {
     }
 }
 
-fn check_required(msg: &Message) -> Result<(), SanityFailure> {
+fn check_required(scan: &HeaderScan<'_>) -> Result<(), SanityFailure> {
     let all = [
         HeaderName::To,
         HeaderName::From,
@@ -129,7 +177,7 @@ fn check_required(msg: &Message) -> Result<(), SanityFailure> {
         HeaderName::Via,
     ]
     .into_iter()
-    .all(|h| msg.header(h).is_some());
+    .all(|h| scan.has(h));
     if all {
         Ok(())
     } else {
@@ -140,8 +188,8 @@ fn check_required(msg: &Message) -> Result<(), SanityFailure> {
     }
 }
 
-fn check_cseq_method(msg: &Message) -> Result<(), SanityFailure> {
-    let (_, method) = cseq_parts(msg).ok_or_else(SanityFailure::silent)?;
+fn check_cseq_method(msg: &Message, cseq: Option<(&[u8], &[u8])>) -> Result<(), SanityFailure> {
+    let (_, method) = cseq.ok_or_else(SanityFailure::silent)?;
     if method.is_empty() {
         return Err(SanityFailure::reply(400, "Missing method in CSeq header"));
     }
@@ -154,8 +202,8 @@ fn check_cseq_method(msg: &Message) -> Result<(), SanityFailure> {
     Ok(())
 }
 
-fn check_cseq_value(msg: &Message) -> Result<(), SanityFailure> {
-    let (number, _) = cseq_parts(msg).ok_or_else(SanityFailure::silent)?;
+fn check_cseq_value(cseq: Option<(&[u8], &[u8])>) -> Result<(), SanityFailure> {
+    let (number, _) = cseq.ok_or_else(SanityFailure::silent)?;
     if number.is_empty() {
         return Err(SanityFailure::reply(400, "Missing number in CSeq header"));
     }
@@ -177,8 +225,8 @@ fn check_content_length(msg: &Message) -> Result<(), SanityFailure> {
     }
 }
 
-fn check_expires(msg: &Message) -> Result<(), SanityFailure> {
-    let Some(v) = msg.header_value(HeaderName::Expires) else {
+fn check_expires(expires: Option<&[u8]>) -> Result<(), SanityFailure> {
+    let Some(v) = expires else {
         return Ok(());
     };
     let v = v.trim_ascii();
@@ -372,6 +420,8 @@ pub fn sanity_check(
         return Ok(());
     }
     let on = |bit: u32| checks & bit != 0;
+    let scan = HeaderScan::new(msg);
+    let cseq = scan.cseq.map(cseq_parts);
     if on(RURI_SIP_VERSION) {
         check_ruri_version(msg)?;
     }
@@ -379,33 +429,36 @@ pub fn sanity_check(
         check_ruri_scheme(msg)?;
     }
     if on(REQUIRED_HEADERS) {
-        check_required(msg)?;
+        check_required(&scan)?;
     }
     if on(CSEQ_METHOD) {
-        check_cseq_method(msg)?;
+        check_cseq_method(msg, cseq)?;
     }
     if on(CSEQ_VALUE) {
-        check_cseq_value(msg)?;
+        check_cseq_value(cseq)?;
     }
     if on(CONTENT_LENGTH) {
         check_content_length(msg)?;
     }
     if on(EXPIRES_VALUE) {
-        check_expires(msg)?;
+        check_expires(scan.expires)?;
     }
-    if on(PROXY_REQUIRE) {
+    // Without the header there is nothing to check (the common case).
+    if on(PROXY_REQUIRE) && scan.has(HeaderName::ProxyRequire) {
         check_proxy_require(msg, proxy_require)?;
     }
     if on(PARSE_URIS) {
         check_uris(msg, uri_checks)?;
     }
-    if on(DIGEST) {
+    let credentials =
+        scan.has(HeaderName::Authorization) || scan.has(HeaderName::ProxyAuthorization);
+    if on(DIGEST) && credentials {
         check_credentials(msg, false)?;
     }
     if on(DUPLICATE_TAGS) {
         check_duplicate_tags(msg)?;
     }
-    if on(AUTHORIZATION) {
+    if on(AUTHORIZATION) && credentials {
         check_credentials(msg, true)?;
     }
     if on(FIRST_VIA) {
@@ -421,4 +474,115 @@ pub fn parse_proxy_require(list: &str) -> Vec<String> {
         .filter(|t| !t.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(headers: &str) -> Message {
+        let text = format!(
+            "INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.10;branch=z9hG4bK1\r\n\
+From: <sip:a@example.org>;tag=f1\r\nTo: <sip:bob@example.com>\r\nCall-ID: c1\r\n\
+{headers}Content-Length: 0\r\n\r\n"
+        );
+        Message::parse(text.into_bytes()).unwrap_or_else(|e| panic!("test message: {e}"))
+    }
+
+    fn run(headers: &str, supported: &[&str]) -> Result<(), SanityFailure> {
+        let supported: Vec<String> = supported.iter().map(|s| s.to_string()).collect();
+        sanity_check(
+            &request(headers),
+            DEFAULT_CHECKS,
+            DEFAULT_URI_CHECKS,
+            &supported,
+        )
+    }
+
+    fn replied(code: u16, reason: &'static str) -> Result<(), SanityFailure> {
+        Err(SanityFailure::reply(code, reason))
+    }
+
+    #[test]
+    fn valid_u32_is_kamailios_str2valid_uint() {
+        for ok in ["0", "1", "0000000001", "4294967295"] {
+            assert!(valid_u32(ok.as_bytes()), "{ok}");
+        }
+        for bad in [
+            "",
+            "4294967296",
+            "9999999999",
+            "00000000001",
+            "+1",
+            "1 ",
+            "1a",
+            "-0",
+        ] {
+            assert!(!valid_u32(bad.as_bytes()), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cseq_and_expires_use_the_first_header() {
+        assert_eq!(run("CSeq: 1 INVITE\r\nCSeq: x BYE\r\n", &[]), Ok(()));
+        assert_eq!(
+            run("CSeq: 1 BYE\r\nCSeq: 1 INVITE\r\n", &[]),
+            replied(400, "CSeq method does not match request method")
+        );
+        assert_eq!(
+            run("CSeq: 1\r\n", &[]),
+            replied(400, "Missing method in CSeq header")
+        );
+        assert_eq!(
+            run("CSeq: 4294967296 INVITE\r\n", &[]),
+            replied(400, "CSeq number is illegal")
+        );
+        assert_eq!(
+            run("CSeq: 1 INVITE\r\nExpires: 60\r\nExpires: x\r\n", &[]),
+            Ok(())
+        );
+        assert_eq!(
+            run("CSeq: 1 INVITE\r\nExpires: x\r\nExpires: 60\r\n", &[]),
+            replied(400, "Expires value is illegal")
+        );
+    }
+
+    #[test]
+    fn missing_required_header_is_found_by_the_scan() {
+        assert_eq!(
+            run("", &[]),
+            replied(400, "Missing Required Header in Request")
+        );
+    }
+
+    #[test]
+    fn proxy_require_lists_every_unknown_tag() {
+        assert_eq!(run("CSeq: 1 INVITE\r\n", &[]), Ok(()));
+        let two = "CSeq: 1 INVITE\r\nProxy-Require: foo, bar\r\nProxy-Require: baz\r\n";
+        assert_eq!(
+            run(two, &["bar"]),
+            Err(SanityFailure {
+                reply: Some((420, "Bad Extension")),
+                extra_header: Some("Unsupported: foo, baz".to_string()),
+            })
+        );
+        assert_eq!(run(two, &["foo", "bar", "baz"]), Ok(()));
+    }
+
+    #[test]
+    fn credentials_are_checked_only_when_present() {
+        let digest = "Authorization: Digest username=\"a\", realm=\"r\", nonce=\"n\", \
+uri=\"sip:b\", response=\"0123\"\r\n";
+        assert_eq!(run(&format!("CSeq: 1 INVITE\r\n{digest}"), &[]), Ok(()));
+        let basic = "CSeq: 1 INVITE\r\nProxy-Authorization: Basic YTpi\r\n";
+        assert_eq!(run(basic, &[]), Err(SanityFailure::silent()));
+        // The AUTHORIZATION check lets other schemes through.
+        let msg = request(basic);
+        assert_eq!(
+            sanity_check(&msg, AUTHORIZATION, DEFAULT_URI_CHECKS, &[]),
+            Ok(())
+        );
+        let broken = "CSeq: 1 INVITE\r\nAuthorization: Digest username=\"a\"\r\n";
+        assert_eq!(run(broken, &[]), Err(SanityFailure::silent()));
+    }
 }

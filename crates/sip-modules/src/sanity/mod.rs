@@ -99,15 +99,18 @@ pub struct SanityConfig {
     pub noreply: bool,
 }
 
+/// The settings without init (a runtime the module was not loaded into).
+static DEFAULT_CONFIG: SanityConfig = SanityConfig {
+    default_checks: DEFAULT_CHECKS,
+    uri_checks: DEFAULT_URI_CHECKS,
+    proxy_require: Vec::new(),
+    autodrop: true,
+    noreply: false,
+};
+
 impl Default for SanityConfig {
     fn default() -> Self {
-        SanityConfig {
-            default_checks: DEFAULT_CHECKS,
-            uri_checks: DEFAULT_URI_CHECKS,
-            proxy_require: Vec::new(),
-            autodrop: true,
-            noreply: false,
-        }
+        DEFAULT_CONFIG.clone()
     }
 }
 
@@ -141,11 +144,9 @@ fn init(init: &mut ModInit<'_>) -> Result<(), String> {
     Ok(())
 }
 
-fn mask_arg(ctx: &mut Ctx<'_>, arg: Option<&Arg>, default: u32) -> Option<u32> {
-    match arg {
-        None => Some(default),
-        Some(a) => ctx.arg_int(a).and_then(|v| u32::try_from(v).ok()),
-    }
+/// A mask argument; `None` when its value is not a u32.
+fn mask_arg(ctx: &mut Ctx<'_>, arg: &Arg) -> Option<u32> {
+    ctx.arg_int(arg).and_then(|v| u32::try_from(v).ok())
 }
 
 /// Sends (or, with `noreply`, stores) the reply for a failed check. ACKs are never answered.
@@ -170,38 +171,42 @@ fn answer(ctx: &mut Ctx<'_>, failure: &SanityFailure, noreply: bool) {
         );
         return;
     }
-    let extra: Vec<&[u8]> = failure
-        .extra_header
-        .as_deref()
-        .map(str::as_bytes)
-        .into_iter()
-        .collect();
-    crate::sl::send_stateless(ctx, code, reason, &extra);
+    match failure.extra_header.as_deref() {
+        Some(h) => crate::sl::send_stateless(ctx, code, reason, &[h.as_bytes()]),
+        None => crate::sl::send_stateless(ctx, code, reason, &[]),
+    };
 }
 
 fn w_sanity_check(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
+    // Masks given as arguments are evaluated first, so the config is looked up once and
+    // borrowed, not cloned, per call.
+    let given_checks = args.first().map(|a| mask_arg(ctx, a));
+    let given_uri_checks = args.get(1).map(|a| mask_arg(ctx, a));
     let cfg = ctx
         .module_state::<SanityConfig>()
-        .cloned()
-        .unwrap_or_default();
+        .unwrap_or(&DEFAULT_CONFIG);
+    let (autodrop, noreply) = (cfg.autodrop, cfg.noreply);
     let (Some(checks), Some(uri_checks)) = (
-        mask_arg(ctx, args.first(), cfg.default_checks),
-        mask_arg(ctx, args.get(1), cfg.uri_checks),
+        given_checks.unwrap_or(Some(cfg.default_checks)),
+        given_uri_checks.unwrap_or(Some(cfg.uri_checks)),
     ) else {
         ctx.log(LogLevel::Err, "sanity", "invalid check mask");
         return -1;
     };
-    match sanity_check(ctx.msg, checks, uri_checks, &cfg.proxy_require) {
+    let proxy_require = cfg.proxy_require.as_slice();
+    match sanity_check(ctx.msg, checks, uri_checks, proxy_require) {
         Ok(()) => 1,
         Err(failure) => {
-            let what = failure.reply.map_or("silent check", |(_, r)| r);
-            ctx.log(
-                LogLevel::Dbg,
-                "sanity",
-                &format!("sanity check failed: {what}"),
-            );
-            answer(ctx, &failure, cfg.noreply);
-            if cfg.autodrop { 0 } else { -1 }
+            if ctx.log_enabled(LogLevel::Dbg) {
+                let what = failure.reply.map_or("silent check", |(_, r)| r);
+                ctx.log(
+                    LogLevel::Dbg,
+                    "sanity",
+                    &format!("sanity check failed: {what}"),
+                );
+            }
+            answer(ctx, &failure, noreply);
+            if autodrop { 0 } else { -1 }
         }
     }
 }

@@ -182,3 +182,22 @@ fn sanity_passes_a_normal_invite() {
     let (rc, host) = check(&parse(INVITE), &[]);
     assert_eq!((rc, host.sent.len()), (1, 0));
 }
+
+#[test]
+fn sanity_invalid_mask_argument_is_an_error_without_reply() {
+    let bad_method = parse(&invite_with("CSeq: 1 INVITE", "CSeq: 1 BYE"));
+    for args in [vec![int(-1)], vec![int(1), int(1 << 40)]] {
+        let (rc, host) = check(&bad_method, &args);
+        assert_eq!((rc, host.sent.len()), (-1, 0), "{args:?}");
+    }
+    // Explicit masks replace the configured defaults.
+    let (mut rt, mut host) = (runtime(0), TestHost::new());
+    rt.set_state(SanityConfig {
+        default_checks: 1,
+        ..SanityConfig::default()
+    });
+    with_ctx(&mut rt, &mut host, &bad_method, |ctx| {
+        assert_eq!(w_sanity_check(ctx, &[]), 1, "configured mask skips CSeq");
+        assert_eq!(w_sanity_check(ctx, &[int(32)]), 0, "given mask checks it");
+    });
+}
