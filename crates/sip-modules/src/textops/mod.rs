@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use sip_msg::{HeaderName, InsertAt};
+use sip_msg::{HeaderName, InsertAt, Method, Span};
 use sip_script::abi::{
     Arg, ArgKind, Ctx, FixupCtx, FixupError, FunctionExport, ModuleExports, RouteKinds,
 };
@@ -98,9 +98,37 @@ pub static MODULE: ModuleExports = ModuleExports {
     ..ModuleExports::EMPTY
 };
 
-/// The method names of an `is_method("A|B")` argument, upper-cased.
+/// The method names of an `is_method("A|B")` argument, upper-cased, with the known
+/// methods among them as a bit set (a known request method is then one AND, like
+/// Kamailio's method bitmask).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MethodSet(pub Vec<String>);
+pub struct MethodSet {
+    names: Vec<String>,
+    /// [`method_bit`] of every name that is a known method.
+    known: u16,
+}
+
+/// A bit for each known method; `None` for extension methods.
+fn method_bit(method: Method) -> Option<u16> {
+    let index = match method {
+        Method::Invite => 0,
+        Method::Ack => 1,
+        Method::Cancel => 2,
+        Method::Bye => 3,
+        Method::Options => 4,
+        Method::Register => 5,
+        Method::Prack => 6,
+        Method::Subscribe => 7,
+        Method::Notify => 8,
+        Method::Publish => 9,
+        Method::Info => 10,
+        Method::Refer => 11,
+        Method::Message => 12,
+        Method::Update => 13,
+        Method::Other(_) => return None,
+    };
+    Some(1 << index)
+}
 
 impl MethodSet {
     /// Parses `A|B|C`; empty alternatives are an error.
@@ -112,14 +140,33 @@ impl MethodSet {
         if names.iter().any(String::is_empty) {
             return Err(format!("bad method list `{list}`"));
         }
-        Ok(MethodSet(names))
+        let known = names
+            .iter()
+            .filter_map(|n| method_bit(Method::from_bytes(n.as_bytes(), Span::default())))
+            .fold(0, |all, b| all | b);
+        Ok(MethodSet { names, known })
+    }
+
+    /// The names, upper-cased, in list order.
+    pub fn names(&self) -> &[String] {
+        &self.names
     }
 
     /// Kamailio compares method names case-insensitively.
     pub fn contains(&self, method: &[u8]) -> bool {
-        self.0
+        self.names
             .iter()
             .any(|m| m.as_bytes().eq_ignore_ascii_case(method))
+    }
+
+    /// Whether a request's method is in the set. A known `Method` was written exactly as
+    /// its upper-case name, which matches a listed name iff that name is the same known
+    /// method, so the bit set answers without comparing text.
+    pub fn contains_method(&self, method: Method, token: &[u8]) -> bool {
+        match method_bit(method) {
+            Some(bit) => self.known & bit != 0,
+            None => self.contains(token),
+        }
     }
 }
 
@@ -154,7 +201,10 @@ fn w_is_method(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
         return -1;
     };
     match arg.data::<MethodSet>() {
-        Some(set) => truth(set.contains(method)),
+        Some(set) => truth(match ctx.msg.method() {
+            Some(known) => set.contains_method(known, method),
+            None => set.contains(method),
+        }),
         // Not fixed up (a dynamic list): parse per call.
         None => {
             let list = ctx.arg_str(arg).into_owned();

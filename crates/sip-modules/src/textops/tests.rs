@@ -48,6 +48,67 @@ To: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 7 BYE\r\n\r\n",
 }
 
 #[test]
+fn method_set_bits_agree_with_the_text_compare() {
+    let lists = [
+        "INVITE|SUBSCRIBE",
+        "invite",
+        "ack|Bye|CANCEL",
+        "FOO|OPTIONS",
+        "PUBLISH|UPDATE|MESSAGE|REFER|INFO|NOTIFY|PRACK|REGISTER",
+    ];
+    let tokens = [
+        "INVITE",
+        "ACK",
+        "CANCEL",
+        "BYE",
+        "OPTIONS",
+        "REGISTER",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "INFO",
+        "REFER",
+        "MESSAGE",
+        "UPDATE",
+        "FOO",
+        "invite",
+        "Bye",
+        "INVITEX",
+    ];
+    for list in lists {
+        let set = MethodSet::parse(list).unwrap_or_else(|e| panic!("{e}"));
+        for t in tokens {
+            let method = Method::from_bytes(t.as_bytes(), Span::default());
+            assert_eq!(
+                set.contains_method(method, t.as_bytes()),
+                set.contains(t.as_bytes()),
+                "{list} / {t}"
+            );
+        }
+    }
+}
+
+#[test]
+fn is_method_on_lowercase_and_extension_methods() {
+    let (mut rt, mut host) = (runtime(0), TestHost::new());
+    let lower = parse(&INVITE.replacen("INVITE sip:", "invite sip:", 1));
+    with_ctx(&mut rt, &mut host, &lower, |ctx| {
+        assert_eq!(
+            w_is_method(ctx, &fixed("INVITE|ACK")),
+            1,
+            "case-insensitive"
+        );
+        assert_eq!(w_is_method(ctx, &fixed("ACK")), -1);
+    });
+    let ext = parse(&INVITE.replacen("INVITE sip:", "FOO sip:", 1));
+    with_ctx(&mut rt, &mut host, &ext, |ctx| {
+        assert_eq!(w_is_method(ctx, &fixed("foo|BAR")), 1);
+        assert_eq!(w_is_method(ctx, &fixed("INVITE")), -1);
+    });
+}
+
+#[test]
 fn append_and_insert_hf() {
     let msg = parse(INVITE);
     let (mut rt, mut host) = (runtime(0), TestHost::new());
