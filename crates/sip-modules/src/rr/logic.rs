@@ -28,13 +28,20 @@ pub(crate) fn finish_record_route(
     ftag: Option<&[u8]>,
     params: &[&[u8]],
 ) {
-    line.extend_from_slice(if full_lr { b";lr=on" } else { b";lr" });
+    let lr: &[u8] = match (full_lr, ftag.is_some()) {
+        (false, false) => b";lr",
+        (true, false) => b";lr=on",
+        (false, true) => b";lr;ftag=",
+        (true, true) => b";lr=on;ftag=",
+    };
+    line.extend_from_slice(lr);
     if let Some(tag) = ftag {
-        line.extend_from_slice(b";ftag=");
         line.extend_from_slice(tag);
     }
     for p in params {
-        line.extend_from_slice(p);
+        if !p.is_empty() {
+            line.extend_from_slice(p);
+        }
     }
     line.push(b'>');
 }
@@ -275,6 +282,14 @@ mod tests {
         assert_eq!(
             record_route_line("10.0.0.1:5060", true, Some(b"f1"), ";nat=yes"),
             b"Record-Route: <sip:10.0.0.1:5060;lr=on;ftag=f1;nat=yes>".to_vec()
+        );
+        assert_eq!(
+            record_route_line("10.0.0.1:5060", false, Some(b"f1"), ""),
+            b"Record-Route: <sip:10.0.0.1:5060;lr;ftag=f1>".to_vec()
+        );
+        assert_eq!(
+            record_route_line("10.0.0.1:5060", true, None, ";a=1;b"),
+            b"Record-Route: <sip:10.0.0.1:5060;lr=on;a=1;b>".to_vec()
         );
         assert_eq!(
             record_route_preset_line("1.2.3.4:5090", false),
