@@ -749,11 +749,62 @@ pub struct SerError {
 /// `$avp(name)` values: a stack per name, newest first (`$avp(a)=1; $avp(a)=2;` → `$avp(a)`
 /// is 2, `$(avp(a)[1])` is 1 [E20]). Per message now; tm will make it per transaction.
 ///
-/// Short names and single values are stored inline: a module's per-message mark (rr's
-/// "recorded") costs one allocation (the entry list), not three.
+/// Short names, single values and a single name are stored inline: a module's per-message
+/// mark (rr's "recorded") costs no allocation.
 #[derive(Clone, Debug, Default)]
 pub struct AvpStore {
-    entries: Vec<AvpEntry>,
+    entries: AvpEntries,
+}
+
+/// The names in insertion order; one name without a Vec.
+#[derive(Clone, Debug, Default)]
+enum AvpEntries {
+    #[default]
+    Empty,
+    One(AvpEntry),
+    Many(Vec<AvpEntry>),
+}
+
+impl AvpEntries {
+    fn as_slice(&self) -> &[AvpEntry] {
+        match self {
+            AvpEntries::Empty => &[],
+            AvpEntries::One(e) => std::slice::from_ref(e),
+            AvpEntries::Many(v) => v,
+        }
+    }
+
+    fn as_mut_slice(&mut self) -> &mut [AvpEntry] {
+        match self {
+            AvpEntries::Empty => &mut [],
+            AvpEntries::One(e) => std::slice::from_mut(e),
+            AvpEntries::Many(v) => v,
+        }
+    }
+
+    fn push(&mut self, entry: AvpEntry) {
+        match self {
+            AvpEntries::Many(v) => v.push(entry),
+            AvpEntries::Empty => *self = AvpEntries::One(entry),
+            AvpEntries::One(_) => {
+                if let AvpEntries::One(first) = std::mem::take(self) {
+                    *self = AvpEntries::Many(vec![first, entry]);
+                }
+            }
+        }
+    }
+
+    fn retain(&mut self, keep: impl Fn(&AvpEntry) -> bool) {
+        match self {
+            AvpEntries::Empty => {}
+            AvpEntries::One(e) => {
+                if !keep(e) {
+                    *self = AvpEntries::Empty;
+                }
+            }
+            AvpEntries::Many(v) => v.retain(keep),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -843,7 +894,8 @@ impl AvpStack {
 impl PartialEq for AvpStore {
     /// Same names in the same order with the same values (however they are stored).
     fn eq(&self, other: &AvpStore) -> bool {
-        self.entries.len() == other.entries.len() && self.iter().eq(other.iter())
+        self.entries.as_slice().len() == other.entries.as_slice().len()
+            && self.iter().eq(other.iter())
     }
 }
 
@@ -855,12 +907,17 @@ impl AvpStore {
     }
 
     fn entry(&self, name: &str) -> Option<&AvpEntry> {
-        self.entries.iter().find(|e| e.name.is(name))
+        self.entries.as_slice().iter().find(|e| e.name.is(name))
     }
 
     /// Adds a value on top of the name's stack.
     pub fn push(&mut self, name: &str, v: Value) {
-        match self.entries.iter_mut().find(|e| e.name.is(name)) {
+        match self
+            .entries
+            .as_mut_slice()
+            .iter_mut()
+            .find(|e| e.name.is(name))
+        {
             Some(e) => e.vals.push_front(v),
             None => self.entries.push(AvpEntry {
                 name: AvpName::new(name),
@@ -887,7 +944,12 @@ impl AvpStore {
 
     /// Removes the newest value.
     pub fn remove_top(&mut self, name: &str) {
-        if let Some(e) = self.entries.iter_mut().find(|e| e.name.is(name)) {
+        if let Some(e) = self
+            .entries
+            .as_mut_slice()
+            .iter_mut()
+            .find(|e| e.name.is(name))
+        {
             e.vals.remove_front();
         }
     }
@@ -898,17 +960,21 @@ impl AvpStore {
     }
 
     pub fn clear(&mut self) {
-        self.entries.clear();
+        self.entries = AvpEntries::Empty;
     }
 
     /// Every name with its values (newest first), e.g. for tm to save them with a
     /// transaction.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[Value])> + '_ {
         self.entries
+            .as_slice()
             .iter()
             .map(|e| (e.name.as_str(), e.vals.as_slice()))
     }
 }
+
+/// Largest log buffer capacity [`Ctx::log_arg`] keeps between messages.
+const LOG_BUF_KEEP: usize = 4096;
 
 /// Everything a script run and a module handler may read or change for one message.
 ///
@@ -1140,6 +1206,31 @@ impl<'a> Ctx<'a> {
         }
     }
 
+    /// Logs the text of `arg` (as [`Ctx::arg_str`] gives it) at `level`, expanding it only
+    /// when the level is enabled. A format is expanded into a buffer the runtime keeps, so a
+    /// per-request log line costs no allocation.
+    pub fn log_arg(&mut self, level: LogLevel, module: &str, arg: &Arg) {
+        if !self.log_enabled(level) {
+            return;
+        }
+        let f = match arg {
+            Arg::Format(f) | Arg::DynInt(f) if f.as_const().is_none() => f,
+            other => {
+                let text = self.arg_str(other);
+                self.host.log(level, module, &text);
+                return;
+            }
+        };
+        let mut line = std::mem::take(&mut self.rt.log_buf);
+        line.clear();
+        crate::pvar::format_into(self, f, &mut line);
+        self.host.log(level, module, &line);
+        // An unusually long line is not kept for the process's lifetime.
+        if line.capacity() <= LOG_BUF_KEEP {
+            self.rt.log_buf = line;
+        }
+    }
+
     /// Expands a format string (PVs replaced by their values, null as `<null>`).
     pub fn format(&mut self, f: &Format) -> String {
         let mut out = String::new();
@@ -1214,6 +1305,29 @@ mod tests {
         avps.remove_all("ü:x");
         assert!(avps.all("ü:x").is_empty());
         assert_eq!(avps.all(long).len(), 1);
+    }
+
+    #[test]
+    fn avp_names_keep_insertion_order_from_one_to_many_and_back() {
+        let names = |avps: &AvpStore| avps.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>();
+        let mut avps = AvpStore::new();
+        avps.push("a", Value::Int(1));
+        avps.remove_all("a");
+        assert!(names(&avps).is_empty());
+        assert_eq!(avps, AvpStore::new());
+        for name in ["a", "b", "c"] {
+            avps.push(name, Value::str(name));
+        }
+        avps.push("b", Value::Int(2));
+        avps.remove_all("a");
+        assert_eq!(names(&avps), ["b", "c"]);
+        assert_eq!(avps.all("b"), [Value::Int(2), Value::str("b")]);
+        avps.push("a", Value::Int(3));
+        assert_eq!(names(&avps), ["b", "c", "a"]);
+        avps.clear();
+        assert!(names(&avps).is_empty());
+        avps.push("z", Value::Int(4));
+        assert_eq!(avps.get("z", 0), Some(&Value::Int(4)));
     }
 
     #[test]

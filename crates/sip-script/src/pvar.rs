@@ -12,7 +12,7 @@ use sip_msg::{Message, Scheme, Uri};
 use crate::abi::{Ctx, PvExport};
 use crate::pv::{FormatPart, PvIndex, PvRef};
 use crate::transform::{self, Trans};
-use crate::value::{NULL_TEXT, Value, push_int};
+use crate::value::{NULL_TEXT, Value, push_int, push_u8};
 
 /// Built-in PVs that need no argument.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -146,7 +146,13 @@ impl PvSpec {
 #[derive(Clone, Debug, Default)]
 pub struct Format {
     parts: Vec<FmtPart>,
+    /// Bytes an expansion usually needs (literals + a typical PV length), computed once so
+    /// [`format_into`] reserves once without summing the parts per call.
+    size_guess: usize,
 }
+
+/// Bytes reserved per PV of a format: fits an IP, a port, a method, a short URI.
+const PV_SIZE_GUESS: usize = 24;
 
 #[derive(Clone, Debug)]
 enum FmtPart {
@@ -155,23 +161,30 @@ enum FmtPart {
 }
 
 impl Format {
+    fn from_parts(parts: Vec<FmtPart>) -> Format {
+        let size_guess = parts
+            .iter()
+            .map(|p| match p {
+                FmtPart::Lit(s) => s.len(),
+                FmtPart::Pv(_) => PV_SIZE_GUESS,
+            })
+            .sum();
+        Format { parts, size_guess }
+    }
+
     /// A format without PVs.
     pub fn literal(s: impl Into<String>) -> Format {
         let s = s.into();
-        Format {
-            parts: if s.is_empty() {
-                Vec::new()
-            } else {
-                vec![FmtPart::Lit(s)]
-            },
-        }
+        Format::from_parts(if s.is_empty() {
+            Vec::new()
+        } else {
+            vec![FmtPart::Lit(s)]
+        })
     }
 
     /// A format that is exactly one PV.
     pub fn of_pv(pv: PvSpec) -> Format {
-        Format {
-            parts: vec![FmtPart::Pv(pv)],
-        }
+        Format::from_parts(vec![FmtPart::Pv(pv)])
     }
 
     /// The text when the format has no PVs.
@@ -272,22 +285,14 @@ impl PvEnv {
                 FormatPart::Pv(r) => FmtPart::Pv(self.compile(r)?),
             });
         }
-        Ok(Format { parts: out })
+        Ok(Format::from_parts(out))
     }
 }
 
 /// Appends the expansion of `f` to `out`.
 pub(crate) fn format_into(ctx: &mut Ctx<'_>, f: &Format, out: &mut String) {
     // One allocation for the usual line instead of growing 8, 16, 32, ... bytes.
-    let guess: usize = f
-        .parts
-        .iter()
-        .map(|p| match p {
-            FmtPart::Lit(s) => s.len(),
-            FmtPart::Pv(_) => 24,
-        })
-        .sum();
-    out.reserve(guess);
+    out.reserve(f.size_guess);
     for p in &f.parts {
         match p {
             FmtPart::Lit(s) => out.push_str(s),
@@ -319,7 +324,12 @@ fn write_builtin(ctx: &mut Ctx<'_>, b: Builtin, out: &mut String) -> bool {
         None => out.push_str(NULL_TEXT),
     };
     match b {
-        Builtin::Rm if msg.is_request() => push_opt_bytes(out, msg.method_bytes()),
+        // A known method's token is exactly its name (sip-msg matches it byte for byte):
+        // the static name needs no UTF-8 check.
+        Builtin::Rm if msg.is_request() => match msg.method().and_then(|m| m.as_str()) {
+            Some(name) => out.push_str(name),
+            None => push_opt_bytes(out, msg.method_bytes()),
+        },
         // What `Ctx::ruri` returns, without its copy of the received R-URI.
         Builtin::Ru if msg.is_request() => {
             match ctx.new_ruri.as_deref().or(ctx.orig_ruri.as_deref()) {
@@ -343,30 +353,14 @@ fn write_builtin(ctx: &mut Ctx<'_>, b: Builtin, out: &mut String) -> bool {
 fn push_ip(out: &mut String, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            // "255.255.255.255" is 15 bytes: built on the stack, appended at once.
-            let mut text = [0u8; 15];
-            let mut len = 0;
-            let mut put = |b: u8| {
-                if let Some(slot) = text.get_mut(len) {
-                    *slot = b;
-                    len += 1;
-                }
-            };
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    put(b'.');
-                }
-                if octet >= 100 {
-                    put(b'0' + octet / 100);
-                }
-                if octet >= 10 {
-                    put(b'0' + octet / 10 % 10);
-                }
-                put(b'0' + octet % 10);
+            // "255.255.255.255" is 15 bytes.
+            out.reserve(15);
+            let [a, b, c, d] = v4.octets();
+            push_u8(out, a);
+            for octet in [b, c, d] {
+                out.push('.');
+                push_u8(out, octet);
             }
-            out.push_str(
-                std::str::from_utf8(text.get(..len).unwrap_or_default()).unwrap_or_default(),
-            );
         }
         IpAddr::V6(v6) => {
             use std::fmt::Write as _;

@@ -31,6 +31,9 @@ pub struct Runtime {
     shm: Option<&'static sip_shm::Region>,
     /// Warnings module `init`s gave ([`crate::abi::ModInit::warn`]).
     pub(crate) init_warnings: Vec<String>,
+    /// The buffer log lines are expanded into ([`crate::abi::Ctx::log_arg`]), kept between
+    /// messages so a per-request `xlog` line allocates nothing.
+    pub(crate) log_buf: String,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -62,6 +65,7 @@ impl Runtime {
             route_depth_limit: ROUTE_DEPTH_LIMIT,
             shm: None,
             init_warnings: Vec::new(),
+            log_buf: String::new(),
         }
     }
 

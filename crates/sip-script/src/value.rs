@@ -84,23 +84,46 @@ impl Value {
 /// Appends `i` in decimal, as `{i}` prints it, without the `fmt` machinery (format strings
 /// print integers per message: `$sp`, `$pp`, `$cs` in log lines).
 pub(crate) fn push_int(out: &mut String, i: i64) {
-    // u64::MAX has 20 digits; written last digit first, then appended in order.
-    let mut buf = [0u8; 20];
-    let mut pos = buf.len();
-    let mut n = i.unsigned_abs();
-    while let Some(slot) = pos.checked_sub(1).and_then(|p| buf.get_mut(p)) {
-        *slot = b'0' + (n % 10) as u8;
-        pos -= 1;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
     if i < 0 {
         out.push('-');
     }
-    for &digit in buf.get(pos..).unwrap_or_default() {
-        out.push(char::from(digit));
+    push_u64(out, i.unsigned_abs());
+}
+
+/// "00" to "99": two digits appended per step instead of one.
+const DIGIT_PAIRS: &str = "\
+    0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
+
+/// Appends `n` in decimal: the digits above the last two first, then those two.
+fn push_u64(out: &mut String, n: u64) {
+    if n >= 100 {
+        push_u64(out, n / 100);
+    }
+    push_below_100(out, (n % 100) as u8, n >= 100);
+}
+
+/// Appends a byte value (an IPv4 octet) in decimal.
+#[inline]
+pub(crate) fn push_u8(out: &mut String, n: u8) {
+    if n >= 100 {
+        // The hundreds digit is 1 or 2: a one-byte char.
+        out.push(char::from(b'0' + n / 100));
+    }
+    push_below_100(out, n % 100, n >= 100);
+}
+
+/// Appends `n` (below 100) as two digits, or as one below 10 unless `pad`.
+#[inline]
+fn push_below_100(out: &mut String, n: u8, pad: bool) {
+    if n >= 10 || pad {
+        let at = usize::from(n) * 2;
+        out.push_str(DIGIT_PAIRS.get(at..at + 2).unwrap_or_default());
+    } else {
+        out.push(char::from(b'0' + n));
     }
 }
 
@@ -177,7 +200,8 @@ mod tests {
 
     #[test]
     fn integers_print_as_display_does() {
-        for i in [0, 7, -7, 10, 5060, -5060, i64::MAX, i64::MIN] {
+        let edges = [0, 7, -7, 9, 10, 99, 100, 101, 1000, 5060, -5060, 10_001];
+        for i in edges.into_iter().chain([i64::MAX, i64::MIN, i64::MIN + 1]) {
             let mut out = String::from("x");
             Value::Int(i).write_to(&mut out);
             assert_eq!(out, format!("x{i}"));

@@ -102,8 +102,7 @@ fn log_at(ctx: &mut Ctx<'_>, level: LogLevel, fmt: Option<&Arg>) -> i32 {
         return 1;
     }
     let Some(fmt) = fmt else { return -1 };
-    let text = ctx.arg_str(fmt);
-    ctx.log(level, LOG_MODULE, &text);
+    ctx.log_arg(level, LOG_MODULE, fmt);
     1
 }
 
@@ -206,6 +205,43 @@ mod tests {
         });
         assert_eq!(host.log_texts(), ["err line\n"]);
         assert_eq!(host.logs[0].level, LogLevel::Err);
+    }
+
+    /// Lines with PVs are expanded into the runtime's reused buffer: each line is exactly its
+    /// own text, whatever the previous (longer) line left, and an extension method prints as
+    /// written.
+    #[test]
+    fn pv_lines_on_one_runtime_are_each_exact() {
+        let text = "debug=2\nloadmodule \"xlog.so\"\nrequest_route {\n\
+            xlog(\"L_INFO\", \"$rm $ru from $si:$sp (worker $pp)\\n\");\n\
+            xlog(\"L_INFO\", \"$rm\");\n\
+            xlog(\"L_DBG\", \"hidden $rm\\n\");\n\
+            xinfo(\"$ci|$cs|$sp\\n\");\n}\n";
+        let cfg = sip_script::load_str("t.cfg", text, &[]).expect("parses");
+        let script = sip_script::compile(&cfg, crate::all_modules()).expect("compiles");
+        let mut rt = script.new_runtime();
+        for (msg_text, method) in [
+            (INVITE.to_string(), "INVITE"),
+            (
+                INVITE
+                    .replacen("INVITE", "FOOBAR", 1)
+                    .replace("1 INVITE", "1 FOOBAR"),
+                "FOOBAR",
+            ),
+        ] {
+            let msg = parse(&msg_text);
+            let mut host = TestHost::new();
+            with_ctx(&mut rt, &mut host, &msg, |ctx| script.run_request(ctx));
+            assert_eq!(
+                host.log_texts(),
+                [
+                    format!("{method} sip:bob@example.com from 192.0.2.10:5091 (worker 4242)\n"),
+                    method.to_string(),
+                    "call-1@192.0.2.10|1|5091\n".to_string(),
+                ]
+            );
+            assert!(host.logs.iter().all(|l| l.level == LogLevel::Info));
+        }
     }
 
     #[test]
