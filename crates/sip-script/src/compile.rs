@@ -191,6 +191,8 @@ pub struct LoadedModule {
 pub struct Script {
     pub(crate) routes: [Vec<CRoute>; 8],
     pub(crate) modules: Vec<LoadedModule>,
+    /// The modules' end-of-request hooks in load order (run for every request).
+    pub(crate) post_script_hooks: Vec<crate::abi::PostScriptFn>,
     pub(crate) vars: Vec<String>,
     pub(crate) core: CoreParams,
     pub(crate) sources: SourceMap,
@@ -316,6 +318,7 @@ pub fn compile(
                     .collect(),
             })
             .collect(),
+        post_script_hooks: loaded.iter().filter_map(|m| m.post_script).collect(),
         vars: c.env.vars,
         core: cfg.core.clone(),
         sources: cfg.sources.clone(),

@@ -80,18 +80,18 @@ enum Flow {
     Return(i32),
 }
 
+/// Why a run stops early. The error is boxed so `Res<Flow>` and `Res<bool>` fit in two
+/// registers: every statement and condition returns one.
 enum Stop {
     Exit,
-    Error { span: Span, message: String },
+    Error(Box<(Span, String)>),
 }
 
 type Res<T> = Result<T, Stop>;
 
+#[cold]
 fn error<T>(span: Span, message: impl Into<String>) -> Res<T> {
-    Err(Stop::Error {
-        span,
-        message: message.into(),
-    })
+    Err(Stop::Error(Box::new((span, message.into()))))
 }
 
 impl Script {
@@ -151,10 +151,8 @@ impl Script {
 
     /// Runs every module's end-of-request hook (after `request_route`, however it ended).
     pub fn run_post_script(&self, ctx: &mut Ctx<'_>) {
-        for m in &self.modules {
-            if let Some(hook) = m.exports.post_script {
-                hook(ctx);
-            }
+        for hook in &self.post_script_hooks {
+            hook(ctx);
         }
     }
 
@@ -211,16 +209,19 @@ impl Script {
                 drop: ctx.drop,
                 ret: 0,
             },
-            Err(Stop::Error { span, message }) => Outcome::Error(RunError {
-                location: format!(
-                    "{}:{}:{}: {message}",
-                    self.sources.name(span.file),
-                    span.line,
-                    span.col
-                ),
-                span,
-                message,
-            }),
+            Err(Stop::Error(e)) => {
+                let (span, message) = *e;
+                Outcome::Error(RunError {
+                    location: format!(
+                        "{}:{}:{}: {message}",
+                        self.sources.name(span.file),
+                        span.line,
+                        span.col
+                    ),
+                    span,
+                    message,
+                })
+            }
         }
     }
 
@@ -251,7 +252,7 @@ impl Script {
                 then_body,
                 else_body,
             } => {
-                if self.eval(cond, ctx, depth)?.is_true() {
+                if self.eval_cond(cond, ctx, depth)? {
                     self.exec_block(then_body, ctx, depth)
                 } else {
                     self.exec_block(else_body, ctx, depth)
@@ -260,7 +261,7 @@ impl Script {
             CStmt::While { cond, body, span } => {
                 let limit = ctx.rt.while_limit;
                 let mut n = 0u32;
-                while self.eval(cond, ctx, depth)?.is_true() {
+                while self.eval_cond(cond, ctx, depth)? {
                     n += 1;
                     if n > limit {
                         return error(
@@ -318,10 +319,106 @@ impl Script {
                 }
             }
             CStmt::Expr(e) => {
-                self.eval(e, ctx, depth)?;
+                // A call's or route's value is not needed: no Value is built.
+                match e {
+                    CExpr::Call { f, args, .. } => {
+                        Self::call(f, args, ctx)?;
+                    }
+                    CExpr::RouteCall { index, span } => {
+                        self.route_call(*index, *span, ctx, depth)?;
+                    }
+                    other => {
+                        self.eval(other, ctx, depth)?;
+                    }
+                }
                 Ok(Flow::Next)
             }
             CStmt::Block(b) => self.exec_block(b, ctx, depth),
+        }
+    }
+
+    /// A function call: its return code, also kept as `$rc`; 0 stops the script.
+    fn call(
+        f: &crate::abi::FunctionExport,
+        args: &[crate::abi::Arg],
+        ctx: &mut Ctx<'_>,
+    ) -> Res<i32> {
+        let rc = (f.handler)(ctx, args);
+        ctx.rc = rc;
+        if rc == 0 {
+            return Err(Stop::Exit);
+        }
+        Ok(rc)
+    }
+
+    /// `route(X)`: X's return value (1 without `return`), also kept as `$rc`; `return 0`
+    /// stops the whole script [E20].
+    fn route_call(&self, index: u32, span: Span, ctx: &mut Ctx<'_>, depth: u32) -> Res<i32> {
+        if depth >= ctx.rt.route_depth_limit {
+            return error(
+                span,
+                format!(
+                    "route recursion deeper than {} levels",
+                    ctx.rt.route_depth_limit
+                ),
+            );
+        }
+        let body = &self.routes[kind_slot(RouteKind::Route)][index as usize].body;
+        let rc = match self.exec_block(body, ctx, depth + 1)? {
+            Flow::Return(0) => {
+                ctx.rc = 0;
+                return Err(Stop::Exit);
+            }
+            Flow::Return(v) => v,
+            Flow::Next | Flow::Break => 1,
+        };
+        ctx.rc = rc;
+        Ok(rc)
+    }
+
+    /// `x == myself` (or `!=` when `negate`).
+    fn myself(
+        &self,
+        lhs: &CExpr,
+        of: MyselfOf,
+        negate: bool,
+        ctx: &mut Ctx<'_>,
+        depth: u32,
+    ) -> Res<bool> {
+        let mine = if let CExpr::Keyword(CoreKeyword::Uri) = lhs {
+            // `uri == myself`: the R-URI read in place, not copied into a Value.
+            ctx.msg.is_request() && ruri_is_myself(ctx)
+        } else {
+            let v = self.eval(lhs, ctx, depth)?;
+            !v.is_null() && is_myself(ctx, &v.to_str(), of)
+        };
+        Ok(mine != negate)
+    }
+
+    /// Whether `e` is true (`eval(e)?.is_true()`), without building a `Value` for the usual
+    /// conditions: calls, `route()`, `!`, `&&`, `||` and `myself`.
+    fn eval_cond(&self, e: &CExpr, ctx: &mut Ctx<'_>, depth: u32) -> Res<bool> {
+        match e {
+            CExpr::Call { f, args, .. } => Ok(Self::call(f, args, ctx)? > 0),
+            CExpr::RouteCall { index, span } => Ok(self.route_call(*index, *span, ctx, depth)? > 0),
+            CExpr::Unary {
+                op: UnaryOp::Not,
+                expr,
+            } => Ok(!self.eval_cond(expr, ctx, depth)?),
+            CExpr::Binary {
+                op: BinOp::And,
+                lhs,
+                rhs,
+                ..
+            } => Ok(self.eval_cond(lhs, ctx, depth)? && self.eval_cond(rhs, ctx, depth)?),
+            CExpr::Binary {
+                op: BinOp::Or,
+                lhs,
+                rhs,
+                ..
+            } => Ok(self.eval_cond(lhs, ctx, depth)? || self.eval_cond(rhs, ctx, depth)?),
+            CExpr::Myself { lhs, of, negate } => self.myself(lhs, *of, *negate, ctx, depth),
+            other => Ok(self.eval(other, ctx, depth)?.is_true()),
         }
     }
 
@@ -338,59 +435,25 @@ impl Script {
             CExpr::Const(v) => v.clone(),
             CExpr::Pv(p) => ctx.pv_get(p),
             CExpr::Keyword(k) => keyword_value(*k, ctx),
-            CExpr::Call { f, args, .. } => {
-                let rc = (f.handler)(ctx, args);
-                ctx.rc = rc;
-                if rc == 0 {
-                    return Err(Stop::Exit);
-                }
-                Value::Int(i64::from(rc))
-            }
+            CExpr::Call { f, args, .. } => Value::Int(i64::from(Self::call(f, args, ctx)?)),
             CExpr::RouteCall { index, span } => {
-                if depth >= ctx.rt.route_depth_limit {
-                    return error(
-                        *span,
-                        format!(
-                            "route recursion deeper than {} levels",
-                            ctx.rt.route_depth_limit
-                        ),
-                    );
-                }
-                let body = &self.routes[kind_slot(RouteKind::Route)][*index as usize].body;
-                let rc = match self.exec_block(body, ctx, depth + 1)? {
-                    Flow::Return(0) => {
-                        ctx.rc = 0;
-                        return Err(Stop::Exit);
-                    }
-                    Flow::Return(v) => v,
-                    Flow::Next | Flow::Break => 1,
-                };
-                ctx.rc = rc;
-                Value::Int(i64::from(rc))
+                Value::Int(i64::from(self.route_call(*index, *span, ctx, depth)?))
             }
+            CExpr::Unary {
+                op: UnaryOp::Not,
+                expr,
+            } => Value::Int(i64::from(!self.eval_cond(expr, ctx, depth)?)),
             CExpr::Unary { op, expr } => {
                 let v = self.eval(expr, ctx, depth)?;
                 Value::Int(match op {
-                    UnaryOp::Not => i64::from(!v.is_true()),
                     UnaryOp::Neg => v.to_int().wrapping_neg(),
                     UnaryOp::BitNot => !v.to_int(),
+                    UnaryOp::Not => i64::from(!v.is_true()),
                 })
             }
             CExpr::Binary { op, lhs, rhs, span } => {
-                match op {
-                    BinOp::And => {
-                        let l = self.eval(lhs, ctx, depth)?.is_true();
-                        return Ok(Value::Int(i64::from(
-                            l && self.eval(rhs, ctx, depth)?.is_true(),
-                        )));
-                    }
-                    BinOp::Or => {
-                        let l = self.eval(lhs, ctx, depth)?.is_true();
-                        return Ok(Value::Int(i64::from(
-                            l || self.eval(rhs, ctx, depth)?.is_true(),
-                        )));
-                    }
-                    _ => {}
+                if matches!(op, BinOp::And | BinOp::Or) {
+                    return Ok(Value::Int(i64::from(self.eval_cond(e, ctx, depth)?)));
                 }
                 let l = self.eval_ref(lhs, ctx, depth)?;
                 let r = self.eval_ref(rhs, ctx, depth)?;
@@ -425,14 +488,7 @@ impl Script {
                 Value::Int(i64::from(eq != *negate))
             }
             CExpr::Myself { lhs, of, negate } => {
-                let mine = if let CExpr::Keyword(CoreKeyword::Uri) = **lhs {
-                    // `uri == myself`: the R-URI read in place, not copied into a Value.
-                    ctx.msg.is_request() && ruri_is_myself(ctx)
-                } else {
-                    let v = self.eval(lhs, ctx, depth)?;
-                    !v.is_null() && is_myself(ctx, &v.to_str(), *of)
-                };
-                Value::Int(i64::from(mine != *negate))
+                Value::Int(i64::from(self.myself(lhs, *of, *negate, ctx, depth)?))
             }
             CExpr::InNet {
                 lhs,
@@ -601,7 +657,7 @@ fn in_net(ip: IpAddr, net: IpAddr, prefix: u8) -> bool {
 /// The listen addresses and aliases with their IPs parsed, cached in the runtime so
 /// `myself` does not parse every address text per request. Rebuilt when the host's list
 /// differs from the one it was built from (tests run one runtime with several hosts).
-struct LocalAddrCache {
+pub(crate) struct LocalAddrCache {
     addrs: Vec<crate::abi::LocalAddr>,
     /// `addrs[i].host` as an IP; `None` for an alias name.
     ips: Vec<Option<IpAddr>>,
@@ -610,19 +666,14 @@ struct LocalAddrCache {
 /// Runs `f` over the host's local addresses with their parsed IPs.
 fn with_locals<R>(ctx: &mut Ctx<'_>, f: impl FnOnce(&LocalAddrCache) -> R) -> R {
     let locals = ctx.host.local_addrs();
-    if let Some(cache) = ctx.rt.state::<LocalAddrCache>()
-        && cache.addrs.as_slice() == locals
-    {
-        return f(cache);
-    }
-    ctx.rt.set_state(LocalAddrCache {
-        addrs: locals.to_vec(),
-        ips: locals.iter().map(|l| parse_ip(&l.host)).collect(),
-    });
-    match ctx.rt.state::<LocalAddrCache>() {
-        Some(cache) => f(cache),
-        None => unreachable!("the cache was stored above"),
-    }
+    let cache = match &mut ctx.rt.local_addrs {
+        Some(cache) if cache.addrs.as_slice() == locals => cache,
+        slot => slot.insert(LocalAddrCache {
+            addrs: locals.to_vec(),
+            ips: locals.iter().map(|l| parse_ip(&l.host)).collect(),
+        }),
+    };
+    f(cache)
 }
 
 /// Whether `host` (its IP when it is one, else its text) and `port` name a local address:
@@ -783,6 +834,50 @@ mod tests {
         let other = [("192.0.2.9", Some(5060))];
         assert!(ruri_mine(&mut rt, &script, &other, "sip:bob@192.0.2.9"));
         assert!(!ruri_mine(&mut rt, &script, &other, "sip:bob@127.0.0.1"));
+    }
+
+    /// Post-script hooks run once each, in load order; modules without one are skipped.
+    #[test]
+    fn post_script_hooks_run_in_load_order() {
+        use crate::abi::{LogLevel, ModuleExports};
+        fn hook_a(ctx: &mut Ctx<'_>) {
+            ctx.host.log(LogLevel::Err, "a", "a");
+        }
+        fn hook_b(ctx: &mut Ctx<'_>) {
+            ctx.host.log(LogLevel::Err, "b", "b");
+        }
+        static A: ModuleExports = ModuleExports {
+            name: "a",
+            post_script: Some(hook_a),
+            ..ModuleExports::EMPTY
+        };
+        static NONE: ModuleExports = ModuleExports {
+            name: "none",
+            ..ModuleExports::EMPTY
+        };
+        static B: ModuleExports = ModuleExports {
+            name: "b",
+            post_script: Some(hook_b),
+            ..ModuleExports::EMPTY
+        };
+        let text = "loadmodule \"b.so\"\nloadmodule \"none.so\"\nloadmodule \"a.so\"\n\
+                    request_route { exit; }";
+        let cfg = crate::load_str("t.cfg", text, &[]).expect("loads");
+        let script = crate::compile::compile(&cfg, &[&A, &NONE, &B]).expect("compiles");
+        let mut rt = script.new_runtime();
+        let mut host = crate::testhost::TestHost::new();
+        let msg = sip_msg::Message::parse(
+            b"OPTIONS sip:x@192.0.2.1 SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK1\r\n\
+              From: <sip:a@x>;tag=1\r\nTo: <sip:b@y>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\
+              Content-Length: 0\r\n\r\n"
+                .to_vec(),
+        )
+        .expect("test request parses");
+        let src = crate::testhost::TestHost::source("192.0.2.1:5060".parse().expect("addr"));
+        let mut ctx = Ctx::new(&mut rt, &mut host, &msg, src, RouteKind::Request);
+        script.run_request(&mut ctx);
+        script.run_post_script(&mut ctx);
+        assert_eq!(host.log_texts(), ["b", "a"]);
     }
 
     #[test]

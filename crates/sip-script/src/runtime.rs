@@ -34,6 +34,9 @@ pub struct Runtime {
     /// The buffer log lines are expanded into ([`crate::abi::Ctx::log_arg`]), kept between
     /// messages so a per-request `xlog` line allocates nothing.
     pub(crate) log_buf: String,
+    /// The host's local addresses with their IPs parsed, for `myself` (a field, not a module
+    /// state: checked on every request).
+    pub(crate) local_addrs: Option<crate::interp::LocalAddrCache>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -66,6 +69,7 @@ impl Runtime {
             shm: None,
             init_warnings: Vec::new(),
             log_buf: String::new(),
+            local_addrs: None,
         }
     }
 
