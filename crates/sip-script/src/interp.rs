@@ -252,10 +252,16 @@ impl Script {
                 then_body,
                 else_body,
             } => {
-                if self.eval_cond(cond, ctx, depth)? {
-                    self.exec_block(then_body, ctx, depth)
+                let body = if self.eval_cond(cond, ctx, depth)? {
+                    then_body
                 } else {
-                    self.exec_block(else_body, ctx, depth)
+                    else_body
+                };
+                // Most `if`s have no `else`, and most checks pass: no call for an empty block.
+                if body.is_empty() {
+                    Ok(Flow::Next)
+                } else {
+                    self.exec_block(body, ctx, depth)
                 }
             }
             CStmt::While { cond, body, span } => {
