@@ -3,8 +3,7 @@
 
 use crate::header::{HeaderName, NameKey};
 use crate::message::{Header, Message, Span, StartLine};
-use crate::scan::{CommaSplit, trim_lws};
-use crate::views::Via;
+use crate::scan::{CommaSplit, Params};
 
 /// Where [`EditList::insert_header`] puts a new header line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -304,12 +303,23 @@ fn put_without_first_value(out: &mut Vec<u8>, msg: &Message, h: &Header) {
     }
 }
 
-/// The parameter name of a top-Via parameter edit.
-fn via_param_name(e: &Edit) -> Option<&[u8]> {
+/// The name and `name[=value]` text of a top-Via parameter edit.
+fn via_param(e: &Edit) -> Option<(&[u8], &[u8])> {
     match e {
-        Edit::SetTopViaParam { param, name_len } => param.as_bytes().get(..*name_len),
+        Edit::SetTopViaParam { param, name_len } => {
+            let param = param.as_bytes();
+            Some((param.get(..*name_len)?, param))
+        }
         _ => None,
     }
+}
+
+/// Whether an edit after index `i` sets the top-Via parameter `name` again (the last wins).
+fn via_param_overridden(edits: &[Edit], i: usize, name: &[u8]) -> bool {
+    edits
+        .iter()
+        .skip(i + 1)
+        .any(|later| via_param(later).is_some_and(|(n, _)| n.eq_ignore_ascii_case(name)))
 }
 
 /// Writes the first Via line with the top value's parameters added or replaced.
@@ -321,35 +331,23 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
         out.extend_from_slice(msg.slice(h.line));
         return;
     };
-    // The last edit for a given name wins: (index in the list, name, `name[=value]`).
-    let param_edits = || {
-        edits.edits.iter().enumerate().filter_map(|(i, e)| {
-            let Edit::SetTopViaParam { param, name_len } = e else {
-                return None;
-            };
-            let param = param.as_bytes();
-            let name = param.get(..*name_len)?;
-            let later = edits
-                .edits
-                .iter()
-                .skip(i + 1)
-                .any(|l| via_param_name(l).is_some_and(|n| n.eq_ignore_ascii_case(name)));
-            (!later).then_some((i, name, param))
-        })
-    };
+    let edits = edits.edits.as_slice();
+    // The parameters start at the value's first `;`: neither the sent-protocol nor the
+    // sent-by can hold one (the Via was checked when the message was validated).
+    let params = memchr::memchr(b';', first)
+        .and_then(|p| first.get(p..))
+        .map(Params::from_checked)
+        .unwrap_or_default();
     let mut cursor = h.line.start;
-    let params = match msg.top_via() {
-        // The Via the message already decoded, when it is this value (the usual case).
-        Ok(top) if std::ptr::eq(top.raw, trim_lws(first)) => top.params,
-        _ => Via::parse(first).map(|v| v.params).unwrap_or_default(),
-    };
-    // Bit i: the edit at index i replaced a parameter of the Via. Effective edits have
-    // distinct names, so this is `params.has(name)` without scanning the list again.
+    // Bit i: edit i replaced a parameter of the Via, so it is not appended.
     let mut replaced: u64 = 0;
     for p in params.iter() {
-        let Some((index, _, param)) =
-            param_edits().find(|(_, n, _)| n.eq_ignore_ascii_case(p.name))
-        else {
+        // The last edit for a name wins.
+        let Some((index, param)) = edits.iter().enumerate().rev().find_map(|(i, e)| {
+            via_param(e)
+                .filter(|(n, _)| n.eq_ignore_ascii_case(p.name))
+                .map(|(_, param)| (i, param))
+        }) else {
             continue;
         };
         if index < 64 {
@@ -373,13 +371,17 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
         start: cursor,
         end: first_span.end,
     }));
-    for (index, name, param) in param_edits() {
+    // The rest are appended in list order, again the last edit for each name.
+    for (index, e) in edits.iter().enumerate() {
+        let Some((name, param)) = via_param(e) else {
+            continue;
+        };
         let present = if index < 64 {
             replaced & (1 << index) != 0
         } else {
             params.has(name)
         };
-        if !present {
+        if !present && !via_param_overridden(edits, index, name) {
             out.push(b';');
             out.extend_from_slice(param);
         }
@@ -398,6 +400,7 @@ struct CopyRun {
 
 impl CopyRun {
     /// Appends `line` to the run, first writing the run out when `line` does not follow it.
+    #[inline]
     fn add(&mut self, out: &mut Vec<u8>, msg: &Message, line: Span) {
         match &mut self.span {
             Some(run) if run.end == line.start => run.end = line.end,
@@ -415,8 +418,14 @@ impl CopyRun {
     }
 }
 
-/// Prints `msg` with `edits` applied into `out` (appending; no allocation when `out` has room).
-pub(crate) fn write_message(msg: &Message, edits: &EditList, out: &mut Vec<u8>) {
+/// Prints `msg` with `edits` applied into `out` (appending; no allocation when `out` has room);
+/// `put_top` writes its header lines after the list's [`InsertAt::Top`] lines.
+pub(crate) fn write_message(
+    msg: &Message,
+    edits: &EditList,
+    put_top: impl FnOnce(&mut Vec<u8>),
+    out: &mut Vec<u8>,
+) {
     let start_line = msg.start_line_span();
     let sum = edits.summary();
     match (msg.start_line(), sum.uri) {
@@ -436,6 +445,7 @@ pub(crate) fn write_message(msg: &Message, edits: &EditList, out: &mut Vec<u8>) 
     for line in edits.inserts_at(&Position::Top) {
         put_line(out, line);
     }
+    put_top(out);
     let max_forwards = sum.max_forwards;
     let new_body = sum.body;
     let (remove_top_via, remove_first_route) = (sum.remove_top_via, sum.remove_first_route);
@@ -549,13 +559,26 @@ impl Message {
     /// output is the input up to the end of the body (bytes after a Content-Length body
     /// are not part of the message and are dropped).
     pub fn write_to(&self, edits: &EditList, out: &mut Vec<u8>) {
-        write_message(self, edits, out);
+        write_message(self, edits, |_| {}, out);
+    }
+
+    /// [`Message::write_to`] with header lines of the caller's after the edit list's
+    /// [`InsertAt::Top`] lines: `put_top` appends them, each ending in CRLF. A forward
+    /// writes its own Via this way, straight into the output rather than through a line
+    /// recorded in the list and taken back.
+    pub fn write_with_top_lines(
+        &self,
+        edits: &EditList,
+        put_top: impl FnOnce(&mut Vec<u8>),
+        out: &mut Vec<u8>,
+    ) {
+        write_message(self, edits, put_top, out);
     }
 
     /// Prints the message with `edits` applied into a new buffer.
     pub fn to_bytes(&self, edits: &EditList) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.as_bytes().len() + 256);
-        write_message(self, edits, &mut out);
+        write_message(self, edits, |_| {}, &mut out);
         out
     }
 }
@@ -730,6 +753,65 @@ Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport;received=10.0.0.7, "
             m.to_bytes(&e),
             b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;rport=5070;branch=z;received=1.2.3.4\r\n\r\n"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_last_via_param_edit_for_a_name_wins() -> TestResult {
+        let mut e = EditList::new();
+        e.set_top_via_param(b"received", Some(b"192.0.2.1"));
+        e.set_top_via_param(b"rport", Some(b"1"));
+        e.set_top_via_param(b"x-new", None);
+        e.set_top_via_param(b"RPORT", Some(b"2"));
+        e.set_top_via_param(b"received", Some(b"192.0.2.2"));
+        // rport is replaced in place by the last edit for it (any case); the others are
+        // appended in the order of their last edits.
+        assert!(
+            print(&e)?.contains(
+                "Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;RPORT=2;x-new;received=192.0.2.2, SIP/2.0/UDP 10.0.0.2;branch=z9hG4bK2\r\n"
+            ),
+            "{}",
+            print(&e)?
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn via_params_with_lws_and_quotes_are_replaced_whole() -> TestResult {
+        let m = Message::parse_slice(
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h:5060 ;x=\"a;rport\" ; rport ;branch=z\r\n\r\n",
+        )?;
+        let mut e = EditList::new();
+        e.set_top_via_param(b"rport", Some(b"5070"));
+        e.set_top_via_param(b"x", Some(b"1"));
+        assert_eq!(
+            m.to_bytes(&e),
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h:5060 ;x=1 ; rport=5070 ;branch=z\r\n\r\n"
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn top_lines_of_the_caller_follow_the_list_top_inserts() -> TestResult {
+        let m = Message::parse_slice(REQ)?;
+        let mut e = EditList::new();
+        e.insert_header(InsertAt::Top, b"Record-Route: <sip:192.0.2.9;lr>");
+        e.set_top_via_param(b"received", Some(b"192.0.2.7"));
+        let mut out = b"x".to_vec();
+        m.write_with_top_lines(
+            &e,
+            |out| out.extend_from_slice(b"Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKt\r\n"),
+            &mut out,
+        );
+        let mut expected = b"x".to_vec();
+        let mut with_line = e.clone();
+        with_line.insert_header(InsertAt::Top, b"Via: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKt");
+        m.write_to(&with_line, &mut expected);
+        assert_eq!(String::from_utf8(out)?, String::from_utf8(expected)?);
+        let text = print(&with_line)?;
+        assert!(text.starts_with(
+            "INVITE sip:bob@example.com SIP/2.0\r\nRecord-Route: <sip:192.0.2.9;lr>\r\nVia: SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKt\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport;received=192.0.2.7, "
+        ));
         Ok(())
     }
 

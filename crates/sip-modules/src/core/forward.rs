@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use md5::{Digest, Md5};
 use sip_msg::build::{ReplyOpts, build_reply};
-use sip_msg::{EditList, HeaderName, Host, InsertAt, Message, Method, Scheme, SipError, Uri, Via};
+use sip_msg::{EditList, HeaderName, Host, Message, Method, Scheme, SipError, Uri, Via};
 
 use crate::util::StackText;
 
@@ -211,21 +211,30 @@ pub fn build_forward(
     force_rport: bool,
 ) -> Vec<u8> {
     let mut edits = edits.clone();
-    print_forward(msg, &mut edits, src, force_rport, |line| {
-        line.extend_from_slice(sent_by.as_bytes());
-    })
+    let mut out = Vec::with_capacity(msg.as_bytes().len() + 256);
+    print_forward(
+        msg,
+        &mut edits,
+        src,
+        force_rport,
+        |line| line.extend_from_slice(sent_by.as_bytes()),
+        &mut out,
+    );
+    out
 }
 
-/// [`build_forward`] over the caller's own edit list: the forward's edits are added for
-/// this printing and taken back afterwards (no copy of the list); `put_sent_by` writes the
-/// Via's sent-by into the line being built.
+/// [`build_forward`] over the caller's own edit list, appending to `out` (a buffer the
+/// caller reuses): the forward's Via parameters are added to `edits` for this printing
+/// and taken back afterwards (no copy of the list), and its new Via is written straight
+/// into `out`, `put_sent_by` writing the sent-by.
 pub(crate) fn print_forward(
     msg: &Message,
     edits: &mut EditList,
     src: Source,
     force_rport: bool,
     put_sent_by: impl FnOnce(&mut Vec<u8>),
-) -> Vec<u8> {
+    out: &mut Vec<u8>,
+) {
     let mark = edits.len();
     // Decoded once for the Via fix and the branch.
     let via = msg.top_via().ok();
@@ -233,15 +242,18 @@ pub(crate) fn print_forward(
         fix_via(via, src, force_rport, edits);
     }
     let branch = stateless_branch_param(msg, via.as_ref());
-    let mut line = Vec::with_capacity(128);
-    line.extend_from_slice(b"Via: SIP/2.0/UDP ");
-    put_sent_by(&mut line);
-    line.extend_from_slice(b";branch=");
-    line.extend_from_slice(branch.as_bytes());
-    edits.insert_header_line(InsertAt::Top, line);
-    let bytes = msg.to_bytes(edits);
+    msg.write_with_top_lines(
+        edits,
+        |out| {
+            out.extend_from_slice(b"Via: SIP/2.0/UDP ");
+            put_sent_by(out);
+            out.extend_from_slice(b";branch=");
+            out.extend_from_slice(branch.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        },
+        out,
+    );
     edits.truncate(mark);
-    bytes
 }
 
 /// True for addresses a proxy must never send to (RFC 4475 §3.3.10 bcast).

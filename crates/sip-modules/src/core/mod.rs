@@ -145,6 +145,9 @@ fn init(init: &mut ModInit<'_>) -> Result<(), String> {
 #[derive(Debug, Default)]
 struct LastHop {
     last: Option<(String, SocketAddr)>,
+    /// The buffer forwards are printed into, kept between requests so a forward does not
+    /// allocate (and free) a message-sized buffer each time.
+    out: Vec<u8>,
 }
 
 impl LastHop {
@@ -223,12 +226,27 @@ fn forward_to(ctx: &mut Ctx<'_>, dst: Result<NextHop, SipError>) -> i32 {
     if let Some(uri) = &ctx.new_ruri {
         ctx.edits.set_request_uri(uri.as_bytes());
     }
+    let mut out = ctx
+        .module_state_mut::<LastHop>()
+        .map(|state| std::mem::take(&mut state.out))
+        .unwrap_or_default();
+    out.clear();
+    out.reserve(ctx.msg.as_bytes().len() + 256);
     let local = &ctx.src.local;
-    let bytes = forward::print_forward(ctx.msg, &mut ctx.edits, src, ctx.force_rport, |line| {
-        put_public_host_port(line, local)
-    });
+    forward::print_forward(
+        ctx.msg,
+        &mut ctx.edits,
+        src,
+        ctx.force_rport,
+        |line| put_public_host_port(line, local),
+        &mut out,
+    );
     ctx.edits.truncate(mark);
-    send(ctx, addr, &bytes)
+    let sent = send(ctx, addr, &out);
+    if let Some(state) = ctx.module_state_mut::<LastHop>() {
+        state.out = out;
+    }
+    sent
 }
 
 /// A reply goes to its second Via, whatever the destination given.

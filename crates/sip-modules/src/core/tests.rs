@@ -264,3 +264,67 @@ fn forward_remembers_only_the_last_ip_literal_hop() {
     );
     assert_eq!(forward(&mut rt, "sip:10.1.2.3:5080"), Some(a));
 }
+
+/// The whole datagram of a forward, byte for byte: the script's edits (Max-Forwards, a
+/// Record-Route at the top, a new R-URI), `received`/`rport` on the UAC's Via and the
+/// proxy's Via above it with the stateless branch. Printed twice from the same process
+/// state, so a buffer reused between forwards carries nothing over.
+#[test]
+fn forward_prints_the_exact_datagram() {
+    let msg = parse(INVITE);
+    let (mut rt, mut host) = (runtime(0), TestHost::new());
+    for _ in 0..2 {
+        with_ctx(&mut rt, &mut host, &msg, |ctx| {
+            ctx.src.addr = SocketAddr::from(([198, 51, 100, 7], 6000));
+            ctx.edits.set_max_forwards(69);
+            ctx.edits.insert_header(
+                sip_msg::InsertAt::Top,
+                b"Record-Route: <sip:127.0.0.1:5060;lr>",
+            );
+            ctx.new_ruri = Some("sip:bob@10.1.2.3:5070".into());
+            ctx.dst_uri = Some("sip:10.1.2.3:5070".into());
+            w_forward(ctx, &[])
+        });
+    }
+    let expected = "INVITE sip:bob@10.1.2.3:5070 SIP/2.0\r\n\
+Record-Route: <sip:127.0.0.1:5060;lr>\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK500f.8629bf724f38cd1089ca4328c220335a.0\r\n\
+Via: SIP/2.0/UDP 192.0.2.10:5091;branch=z9hG4bKuac1;rport=6000;received=198.51.100.7\r\n\
+Max-Forwards: 69\r\n\
+From: \"Alice\" <sip:alice@example.org>;tag=from1\r\n\
+To: <sip:bob@example.com>\r\n\
+Call-ID: call-1@192.0.2.10\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: <sip:alice@192.0.2.10:5091>\r\n\
+Record-Route: <sip:proxy0.example.org;lr>\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length: 4\r\n\
+\r\n\
+v=0\n";
+    assert_eq!(host.sent.len(), 2);
+    for sent in &host.sent {
+        assert_eq!(sent.dst, SocketAddr::from(([10, 1, 2, 3], 5070)));
+        assert_eq!(String::from_utf8_lossy(&sent.bytes), expected);
+    }
+}
+
+/// The same over an IPv6 listen socket: the sent-by is the bracketed address.
+#[test]
+fn forward_from_an_ipv6_socket_brackets_the_sent_by() {
+    let msg = parse(INVITE);
+    let (mut rt, mut host) = (runtime(0), TestHost::new());
+    with_ctx(&mut rt, &mut host, &msg, |ctx| {
+        ctx.src.local = LocalSocket {
+            addr: SocketAddr::from(([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0x10], 5062)),
+            proto: sip_script::abi::Proto::Udp,
+            advertise: None,
+        };
+        ctx.dst_uri = Some("sip:10.1.2.3".into());
+        w_forward(ctx, &[])
+    });
+    let out = only_send(&host);
+    assert!(
+        out.starts_with("INVITE sip:bob@example.com SIP/2.0\r\nVia: SIP/2.0/UDP [2001:db8::10]:5062;branch=z9hG4bK"),
+        "{out}"
+    );
+}
