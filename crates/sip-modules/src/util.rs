@@ -1,6 +1,7 @@
 //! Small helpers shared by the modules.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::cell::RefCell;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use sip_msg::{Host, Uri};
 use sip_script::abi::{Ctx, LocalSocket, Value};
@@ -43,91 +44,155 @@ impl StackText {
     /// 45 bytes, a u64 20), so the 64-byte buffer never overflows; if it did, the text
     /// would be cut rather than panic.
     fn push(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.push_byte(b);
-        }
-    }
-
-    fn push_byte(&mut self, b: u8) {
-        if let Some(slot) = self.buf.get_mut(self.len) {
-            *slot = b;
-            self.len += 1;
+        let room = self.buf.len().saturating_sub(self.len);
+        let bytes = bytes.get(..room).unwrap_or(bytes);
+        if let Some(dst) = self.buf.get_mut(self.len..self.len + bytes.len()) {
+            dst.copy_from_slice(bytes);
+            self.len += bytes.len();
         }
     }
 
     fn push_u64(&mut self, n: u64) {
-        decimal_digits(n, |b| self.push_byte(b));
+        let digits = Decimal::new(n);
+        self.push(digits.as_bytes());
     }
 
     fn push_ip(&mut self, ip: IpAddr) {
         match ip {
-            IpAddr::V4(v4) => ipv4_digits(v4, |b| self.push_byte(b)),
+            IpAddr::V4(v4) => self.push(Ipv4Text::new(v4).as_bytes()),
             // Rare on this lab's UDP sockets: the standard formatter (RFC 5952 form).
             IpAddr::V6(v6) => self.push(v6.to_string().as_bytes()),
         }
     }
 }
 
-/// Hands the decimal digits of `n` to `put`, most significant first.
-fn decimal_digits(n: u64, mut put: impl FnMut(u8)) {
-    // u64::MAX has 20 digits; collected last digit first.
-    let mut digits = [0u8; 20];
-    let mut len = 0;
-    let mut n = n;
-    while let Some(slot) = digits.get_mut(len) {
-        *slot = b'0' + (n % 10) as u8;
-        len += 1;
-        n /= 10;
-        if n == 0 {
-            break;
+/// The decimal digits of a number, written right-aligned into a fixed buffer.
+struct Decimal {
+    /// u64::MAX has 20 digits.
+    digits: [u8; 20],
+    start: usize,
+}
+
+impl Decimal {
+    fn new(n: u64) -> Decimal {
+        let mut d = Decimal {
+            digits: [0; 20],
+            start: 20,
+        };
+        let mut n = n;
+        // Last digit first; `start` stays in bounds as 20 digits hold any u64.
+        while let Some(slot) = d.start.checked_sub(1).and_then(|i| d.digits.get_mut(i)) {
+            *slot = b'0' + (n % 10) as u8;
+            d.start -= 1;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
         }
+        d
     }
-    for &d in digits.get(..len).unwrap_or_default().iter().rev() {
-        put(d);
+
+    fn as_bytes(&self) -> &[u8] {
+        self.digits.get(self.start..).unwrap_or_default()
     }
 }
 
-/// Hands the dotted text of `ip` (as `Display` prints it) to `put`.
-fn ipv4_digits(ip: Ipv4Addr, mut put: impl FnMut(u8)) {
-    for (i, octet) in ip.octets().into_iter().enumerate() {
-        if i > 0 {
-            put(b'.');
+/// Each octet's decimal text (up to three digits) and, in the last byte, its length.
+const OCTET_TEXT: [[u8; 4]; 256] = {
+    let mut table = [[0u8; 4]; 256];
+    let mut i = 0;
+    while i < 256 {
+        let n = i as u8;
+        table[i] = if n >= 100 {
+            [b'0' + n / 100, b'0' + n / 10 % 10, b'0' + n % 10, 3]
+        } else if n >= 10 {
+            [b'0' + n / 10, b'0' + n % 10, 0, 2]
+        } else {
+            [b'0' + n, 0, 0, 1]
+        };
+        i += 1;
+    }
+    table
+};
+
+/// The dotted text of an IPv4 address as `Display` prints it, built from a table of the
+/// 256 octet texts (a forward writes two or three addresses).
+struct Ipv4Text {
+    /// Four octets of at most three digits and three dots are 15 bytes; each octet is
+    /// copied as four bytes, so the buffer has room past the last one.
+    buf: [u8; 20],
+    len: usize,
+}
+
+impl Ipv4Text {
+    fn new(ip: Ipv4Addr) -> Ipv4Text {
+        let mut t = Ipv4Text {
+            buf: [0; 20],
+            len: 0,
+        };
+        for (i, octet) in ip.octets().into_iter().enumerate() {
+            if i > 0 {
+                if let Some(dot) = t.buf.get_mut(t.len) {
+                    *dot = b'.';
+                    t.len += 1;
+                }
+            }
+            let text = OCTET_TEXT[usize::from(octet)];
+            if let Some(dst) = t.buf.get_mut(t.len..t.len + 4) {
+                dst.copy_from_slice(&text);
+                t.len += usize::from(text[3]);
+            }
         }
-        // At most three digits, no leading zeros.
-        if octet >= 100 {
-            put(b'0' + octet / 100);
-        }
-        if octet >= 10 {
-            put(b'0' + octet / 10 % 10);
-        }
-        put(b'0' + octet % 10);
+        t
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or_default()
     }
 }
 
 /// Appends the socket's public `host:port` to `out`: what [`LocalSocket::public`] gives
 /// (advertised address, else the socket's IP, IPv6 bracketed), without its `String`.
 pub(crate) fn put_public_host_port(out: &mut Vec<u8>, local: &LocalSocket) {
-    // "255.255.255.255:65535" is 21 bytes: one reserve, then byte pushes.
-    out.reserve(24);
-    let port = match &local.advertise {
+    match &local.advertise {
         Some((host, port)) => {
             out.extend_from_slice(host.as_bytes());
-            *port
+            out.push(b':');
+            out.extend_from_slice(Decimal::new(u64::from(*port)).as_bytes());
         }
-        None => {
-            match local.addr.ip() {
-                IpAddr::V4(v4) => ipv4_digits(v4, |b| out.push(b)),
-                ip => {
-                    out.push(b'[');
-                    out.extend_from_slice(StackText::ip(ip).as_bytes());
-                    out.push(b']');
-                }
+        // Every forward and Record-Route of a worker writes the address of the socket it
+        // listens on: its text is made once and copied after that.
+        None => SOCKET_TEXT.with_borrow_mut(|cached| {
+            if cached.as_ref().is_none_or(|(addr, _)| *addr != local.addr) {
+                *cached = Some((local.addr, socket_text(local.addr)));
             }
-            local.addr.port()
+            if let Some((_, text)) = cached {
+                out.extend_from_slice(text.as_bytes());
+            }
+        }),
+    }
+}
+
+thread_local! {
+    /// The `host:port` text of the last local socket [`put_public_host_port`] wrote (a
+    /// worker process has one thread and, for UDP, one socket).
+    static SOCKET_TEXT: RefCell<Option<(SocketAddr, StackText)>> = const { RefCell::new(None) };
+}
+
+/// `ip:port`, IPv6 bracketed (`[ip]:port`).
+fn socket_text(addr: SocketAddr) -> StackText {
+    let mut text = StackText::new();
+    match addr.ip() {
+        IpAddr::V4(v4) => text.push(Ipv4Text::new(v4).as_bytes()),
+        ip => {
+            text.push(b"[");
+            text.push_ip(ip);
+            text.push(b"]");
         }
-    };
-    out.push(b':');
-    decimal_digits(u64::from(port), |b| out.push(b));
+    }
+    text.push(b":");
+    text.push_u64(u64::from(addr.port()));
+    text
 }
 
 /// Whether `uri` points at this proxy (Kamailio's `myself`): its host is one of the listen
@@ -177,7 +242,7 @@ pub(crate) fn header_line(text: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use std::net::{IpAddr, SocketAddr};
+    use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
     use sip_script::abi::{LocalSocket, Proto};
 
@@ -217,8 +282,22 @@ mod tests {
     }
 
     #[test]
+    fn every_octet_prints_like_display() {
+        for n in 0..=255u8 {
+            let ip = Ipv4Addr::new(n, 255 - n, n / 2, n.wrapping_mul(7));
+            assert_eq!(
+                super::Ipv4Text::new(ip).as_bytes(),
+                ip.to_string().as_bytes()
+            );
+        }
+        for n in [1, 9, 99, 100, 999, 1000, 65535, 1 << 32, u64::MAX / 3] {
+            assert_eq!(StackText::number(n).as_bytes(), n.to_string().as_bytes());
+        }
+    }
+
+    #[test]
     fn public_host_port_matches_local_socket_public() {
-        for local in [
+        let sockets = [
             socket(SocketAddr::from(([127, 0, 0, 1], 5060)), None),
             socket(
                 "[2001:db8::1]:5070"
@@ -230,11 +309,30 @@ mod tests {
                 SocketAddr::from(([10, 0, 0, 1], 5060)),
                 Some(("proxy.example.com", 5080)),
             ),
-        ] {
+            socket(SocketAddr::from(([127, 0, 0, 1], 5062)), None),
+            socket(
+                "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535"
+                    .parse()
+                    .unwrap_or_else(|e| panic!("{e}")),
+                None,
+            ),
+        ];
+        // Twice round, so each socket's text is written both freshly and from the cache
+        // another socket's text replaced in between.
+        for local in sockets
+            .iter()
+            .chain(sockets.iter())
+            .chain(sockets.iter().rev())
+        {
             let (host, port) = local.public();
             let mut out = b"x".to_vec();
-            put_public_host_port(&mut out, &local);
+            put_public_host_port(&mut out, local);
             assert_eq!(String::from_utf8_lossy(&out), format!("x{host}:{port}"));
+            put_public_host_port(&mut out, local);
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                format!("x{host}:{port}{host}:{port}")
+            );
         }
     }
 }
