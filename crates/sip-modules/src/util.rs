@@ -66,15 +66,16 @@ impl StackText {
     }
 }
 
-/// The decimal digits of a number, written right-aligned into a fixed buffer.
-struct Decimal {
+/// The decimal digits of a number, written right-aligned into a fixed buffer (smaller
+/// than a [`StackText`], for the ports and numbers of every forward).
+pub(crate) struct Decimal {
     /// u64::MAX has 20 digits.
     digits: [u8; 20],
     start: usize,
 }
 
 impl Decimal {
-    fn new(n: u64) -> Decimal {
+    pub(crate) fn new(n: u64) -> Decimal {
         let mut d = Decimal {
             digits: [0; 20],
             start: 20,
@@ -92,8 +93,31 @@ impl Decimal {
         d
     }
 
-    fn as_bytes(&self) -> &[u8] {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
         self.digits.get(self.start..).unwrap_or_default()
+    }
+}
+
+/// An IP address as `Display` prints it (IPv6 without brackets): IPv4 from the octet
+/// table, IPv6 through [`StackText`].
+pub(crate) enum IpText {
+    V4(Ipv4Text),
+    V6(StackText),
+}
+
+impl IpText {
+    pub(crate) fn new(ip: IpAddr) -> IpText {
+        match ip {
+            IpAddr::V4(v4) => IpText::V4(Ipv4Text::new(v4)),
+            ip => IpText::V6(StackText::ip(ip)),
+        }
+    }
+
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        match self {
+            IpText::V4(t) => t.as_bytes(),
+            IpText::V6(t) => t.as_bytes(),
+        }
     }
 }
 
@@ -117,7 +141,7 @@ const OCTET_TEXT: [[u8; 4]; 256] = {
 
 /// The dotted text of an IPv4 address as `Display` prints it, built from a table of the
 /// 256 octet texts (a forward writes two or three addresses).
-struct Ipv4Text {
+pub(crate) struct Ipv4Text {
     /// Four octets of at most three digits and three dots are 15 bytes; each octet is
     /// copied as four bytes, so the buffer has room past the last one.
     buf: [u8; 20],

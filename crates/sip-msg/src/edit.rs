@@ -51,6 +51,7 @@ enum ParamText {
 }
 
 impl ParamText {
+    #[inline(always)]
     fn new(name: &[u8], value: Option<&[u8]>) -> ParamText {
         let len = name.len() + value.map_or(0, |v| 1 + v.len());
         let mut buf = [0u8; 30];
@@ -193,6 +194,7 @@ impl EditList {
     }
 
     /// Adds or replaces a parameter of the received top Via value (`received`, `rport`).
+    #[inline]
     pub fn set_top_via_param(&mut self, name: &[u8], value: Option<&[u8]>) {
         self.push(Edit::SetTopViaParam {
             param: ParamText::new(name, value),
@@ -314,12 +316,10 @@ fn via_param(e: &Edit) -> Option<(&[u8], &[u8])> {
     }
 }
 
-/// Whether an edit after index `i` sets the top-Via parameter `name` again (the last wins).
-fn via_param_overridden(edits: &[Edit], i: usize, name: &[u8]) -> bool {
-    edits
-        .iter()
-        .skip(i + 1)
-        .any(|later| via_param(later).is_some_and(|(n, _)| n.eq_ignore_ascii_case(name)))
+/// Parameter names compare case-insensitively; the edits mostly spell them as the
+/// message does, which a plain comparison settles at once.
+fn same_param_name(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && (a == b || a.eq_ignore_ascii_case(b))
 }
 
 /// Writes the first Via line with the top value's parameters added or replaced.
@@ -331,7 +331,31 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
         out.extend_from_slice(msg.slice(h.line));
         return;
     };
-    let edits = edits.edits.as_slice();
+    // The parameter edits, (index in the list, name, `name[=value]`), gathered once: on the
+    // stack for up to four (a forward has two), on the heap past that.
+    let mut inline: [(usize, &[u8], &[u8]); 4] = [(0, &[], &[]); 4];
+    let mut count = 0;
+    for (i, e) in edits.edits.iter().enumerate() {
+        if let Some((name, param)) = via_param(e) {
+            if let Some(slot) = inline.get_mut(count) {
+                *slot = (i, name, param);
+            }
+            count += 1;
+        }
+    }
+    let spill: Vec<(usize, &[u8], &[u8])>;
+    let param_edits = match inline.get(..count) {
+        Some(list) => list,
+        None => {
+            spill = edits
+                .edits
+                .iter()
+                .enumerate()
+                .filter_map(|(i, e)| via_param(e).map(|(name, param)| (i, name, param)))
+                .collect();
+            &spill
+        }
+    };
     // The parameters start at the value's first `;`: neither the sent-protocol nor the
     // sent-by can hold one (the Via was checked when the message was validated).
     let params = memchr::memchr(b';', first)
@@ -343,11 +367,11 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
     let mut replaced: u64 = 0;
     for p in params.iter() {
         // The last edit for a name wins.
-        let Some((index, param)) = edits.iter().enumerate().rev().find_map(|(i, e)| {
-            via_param(e)
-                .filter(|(n, _)| n.eq_ignore_ascii_case(p.name))
-                .map(|(_, param)| (i, param))
-        }) else {
+        let Some(&(index, _, param)) = param_edits
+            .iter()
+            .rev()
+            .find(|(_, name, _)| same_param_name(name, p.name))
+        else {
             continue;
         };
         if index < 64 {
@@ -372,16 +396,18 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
         end: first_span.end,
     }));
     // The rest are appended in list order, again the last edit for each name.
-    for (index, e) in edits.iter().enumerate() {
-        let Some((name, param)) = via_param(e) else {
-            continue;
-        };
+    for (k, &(index, name, param)) in param_edits.iter().enumerate() {
         let present = if index < 64 {
             replaced & (1 << index) != 0
         } else {
             params.has(name)
         };
-        if !present && !via_param_overridden(edits, index, name) {
+        let overridden = param_edits
+            .get(k + 1..)
+            .unwrap_or_default()
+            .iter()
+            .any(|(_, later, _)| same_param_name(later, name));
+        if !present && !overridden {
             out.push(b';');
             out.extend_from_slice(param);
         }

@@ -7,7 +7,7 @@ use md5::{Digest, Md5};
 use sip_msg::build::{ReplyOpts, build_reply};
 use sip_msg::{EditList, HeaderName, Host, Message, Method, Scheme, SipError, Uri, Via};
 
-use crate::util::StackText;
+use crate::util::{Decimal, IpText};
 
 /// Default SIP port when a URI or Via has none (RFC 3261 §19.1.2).
 pub const DEFAULT_PORT: u16 = 5060;
@@ -141,9 +141,7 @@ fn stateless_branch_param(msg: &Message, via: Option<&Via<'_>>) -> sip_txn::Bran
         .header_value(HeaderName::CSeq)
         .and_then(|v| v.split(|b| b.is_ascii_whitespace()).find(|t| !t.is_empty()))
         .unwrap_or_default();
-    let via_port = via
-        .and_then(|v| v.port)
-        .map(|p| StackText::number(u64::from(p)));
+    let via_port = via.and_then(|v| v.port).map(|p| Decimal::new(u64::from(p)));
     let fields = sip_txn::CharValueFields {
         from_tag: msg.from_tag().unwrap_or_default(),
         to_tag: sip_txn::CharValueFields::hashed_to_tag(
@@ -154,10 +152,7 @@ fn stateless_branch_param(msg: &Message, via: Option<&Via<'_>>) -> sip_txn::Bran
         ruri: msg.request_uri_bytes().unwrap_or_default(),
         cseq_num,
         via_host: via.map(|v| v.host_raw).unwrap_or_default(),
-        via_port: via_port
-            .as_ref()
-            .map(StackText::as_bytes)
-            .unwrap_or_default(),
+        via_port: via_port.as_ref().map(Decimal::as_bytes).unwrap_or_default(),
         via_branch: via.and_then(|v| v.branch()).unwrap_or_default(),
     };
     let bucket = sip_txn::bucket_of(call_id, cseq_num, sip_txn::branch::DEFAULT_TABLE_SIZE);
@@ -190,13 +185,10 @@ fn fix_via(via: &Via<'_>, src: Source, force_rport: bool, edits: &mut EditList) 
     };
     let rport = force_rport || via.rport().is_some();
     if !same_host || rport {
-        edits.set_top_via_param(b"received", Some(StackText::ip(src.ip).as_bytes()));
+        edits.set_top_via_param(b"received", Some(IpText::new(src.ip).as_bytes()));
     }
     if rport {
-        edits.set_top_via_param(
-            b"rport",
-            Some(StackText::number(u64::from(src.port)).as_bytes()),
-        );
+        edits.set_top_via_param(b"rport", Some(Decimal::new(u64::from(src.port)).as_bytes()));
     }
 }
 
