@@ -681,6 +681,12 @@ pub trait Host {
     /// Writes a log line; the line prefix (` 1(123) INFO: <script>: `) is the host's business.
     /// `module` is the module name (`xlog` prints `<script>`-style lines with `"script"`).
     fn log(&mut self, level: LogLevel, module: &str, text: &str);
+
+    /// A log line with the cfg's `log_prefix` (expanded for the current message), which
+    /// Kamailio prints between the level and `<module>`. By default the prefix leads the text.
+    fn log_prefixed(&mut self, level: LogLevel, prefix: &str, module: &str, text: &str) {
+        self.log(level, module, &format!("{prefix}{text}"));
+    }
     fn now(&self) -> Millis;
     fn random_u32(&mut self) -> u32;
     /// Blocks this worker (cfgutils `sleep`); the test host only records it.
@@ -1016,6 +1022,8 @@ pub struct Ctx<'a> {
     /// Per-message module data, one value per type ([`Ctx::msg_data`]); a few types at
     /// most, so a list (no hasher to seed per message).
     msg_data: Vec<(TypeId, Box<dyn Any + Send>)>,
+    /// This message's `log_prefix` text (empty when the cfg sets none).
+    log_prefix: String,
     pub host: &'a mut dyn Host,
     pub(crate) rt: &'a mut Runtime,
     /// The compiled script, so modules can run route blocks ([`Ctx::run_route`]).
@@ -1062,6 +1070,7 @@ impl<'a> Ctx<'a> {
             drop: false,
             ser_error: None,
             msg_data: Vec::new(),
+            log_prefix: String::new(),
             host,
             rt,
             script: None,
@@ -1072,6 +1081,12 @@ impl<'a> Ctx<'a> {
     /// onreply/failure/branch routes); the binary sets it on every context it builds.
     pub fn set_script(&mut self, script: &'a crate::compile::Script) {
         self.script = Some(script);
+        // Kamailio expands log_prefix once, when the message arrives.
+        if let Some(f) = &script.log_prefix {
+            let mut prefix = String::new();
+            crate::pvar::format_into(self, f, &mut prefix);
+            self.log_prefix = prefix;
+        }
     }
 
     /// The script set with [`Ctx::set_script`].
@@ -1202,7 +1217,17 @@ impl<'a> Ctx<'a> {
     /// Logs through the host if the level is enabled.
     pub fn log(&mut self, level: LogLevel, module: &str, text: &str) {
         if self.log_enabled(level) {
+            self.host_log(level, module, text);
+        }
+    }
+
+    /// To the host, with this message's `log_prefix` when the cfg sets one.
+    fn host_log(&mut self, level: LogLevel, module: &str, text: &str) {
+        if self.log_prefix.is_empty() {
             self.host.log(level, module, text);
+        } else {
+            self.host
+                .log_prefixed(level, &self.log_prefix, module, text);
         }
     }
 
@@ -1217,14 +1242,14 @@ impl<'a> Ctx<'a> {
             Arg::Format(f) | Arg::DynInt(f) if f.as_const().is_none() => f,
             other => {
                 let text = self.arg_str(other);
-                self.host.log(level, module, &text);
+                self.host_log(level, module, &text);
                 return;
             }
         };
         let mut line = std::mem::take(&mut self.rt.log_buf);
         line.clear();
         crate::pvar::format_into(self, f, &mut line);
-        self.host.log(level, module, &line);
+        self.host_log(level, module, &line);
         // An unusually long line is not kept for the process's lifetime.
         if line.capacity() <= LOG_BUF_KEEP {
             self.rt.log_buf = line;

@@ -193,6 +193,8 @@ pub struct Script {
     pub(crate) modules: Vec<LoadedModule>,
     /// The modules' end-of-request hooks in load order (run for every request).
     pub(crate) post_script_hooks: Vec<crate::abi::PostScriptFn>,
+    /// `log_prefix`: expanded once per message and put before `<module>` in its log lines.
+    pub(crate) log_prefix: Option<Format>,
     pub(crate) vars: Vec<String>,
     pub(crate) core: CoreParams,
     pub(crate) sources: SourceMap,
@@ -297,6 +299,7 @@ pub fn compile(
             body,
         });
     }
+    let log_prefix = c.log_prefix();
     if !c.errors.is_empty() {
         c.errors
             .sort_by_key(|d| (d.span.file.0, d.span.line, d.span.col));
@@ -319,6 +322,7 @@ pub fn compile(
             })
             .collect(),
         post_script_hooks: loaded.iter().filter_map(|m| m.post_script).collect(),
+        log_prefix,
         vars: c.env.vars,
         core: cfg.core.clone(),
         sources: cfg.sources.clone(),
@@ -873,6 +877,28 @@ impl Compiler<'_> {
                         rk.keyword()
                     )),
                 }
+            }
+        }
+    }
+
+    /// The `log_prefix` core parameter compiled as a format (the last one written wins, as
+    /// with every core parameter); a bad pseudo-variable in it is a load error there.
+    fn log_prefix(&mut self) -> Option<Format> {
+        let text = self.cfg.core.log_prefix.clone()?;
+        let span = self
+            .cfg
+            .globals
+            .iter()
+            .rev()
+            .find(|g| g.name == "log_prefix")
+            .map(|g| g.value_span);
+        match self.format(&text) {
+            Ok(f) => (!text.is_empty()).then_some(f),
+            Err(e) => {
+                if let Some(span) = span {
+                    self.err(span, format!("log_prefix: {e}"));
+                }
+                None
             }
         }
     }

@@ -73,6 +73,10 @@ impl Host for WorkerHost {
         log::write(level, module, text);
     }
 
+    fn log_prefixed(&mut self, level: LogLevel, prefix: &str, module: &str, text: &str) {
+        log::write_prefixed(level, prefix, module, text);
+    }
+
     fn now(&self) -> Millis {
         Millis(self.epoch.elapsed().as_millis() as u64)
     }

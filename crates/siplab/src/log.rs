@@ -90,10 +90,16 @@ pub fn enabled(level: Level) -> bool {
 
 /// Write one line. `module` is Kamailio's `<core>`, `<tm>`, `<script>` tag.
 pub fn write(level: Level, module: &str, text: &str) {
+    write_prefixed(level, "", module, text);
+}
+
+/// [`write`] with the cfg's `log_prefix` text between the level and `<module>`, where
+/// Kamailio prints it.
+pub fn write_prefixed(level: Level, prefix: &str, module: &str, text: &str) {
     let Ok(mut guard) = LOGGER.lock() else { return };
     let Some(l) = guard.as_mut() else {
         eprintln!(
-            " 0({}) {}: <{}> {}",
+            " 0({}) {}: {prefix}<{}> {}",
             std::process::id(),
             level.label(),
             module,
@@ -104,7 +110,7 @@ pub fn write(level: Level, module: &str, text: &str) {
     if (level as i32) > l.max {
         return;
     }
-    let line = format_line(l.rank, l.pid, level, module, text);
+    let line = format_line(l.rank, l.pid, level, prefix, module, text);
     match &l.sink {
         Sink::Stderr => {
             let _ = std::io::stderr().lock().write_all(line.as_bytes());
@@ -126,10 +132,20 @@ pub fn write(level: Level, module: &str, text: &str) {
 
 /// One line as Kamailio prints it: ` 1(123) INFO: <script>: text` for the script's xlog,
 /// ` 0(123) NOTICE: <core> text` for everything else.
-fn format_line(rank: i32, pid: u32, level: Level, module: &str, text: &str) -> String {
+fn format_line(
+    rank: i32,
+    pid: u32,
+    level: Level,
+    prefix: &str,
+    module: &str,
+    text: &str,
+) -> String {
     let text = text.trim_end_matches('\n');
     let sep = if module == "script" { ":" } else { "" };
-    format!(" {rank}({pid}) {}: <{module}>{sep} {text}\n", level.label())
+    format!(
+        " {rank}({pid}) {}: {prefix}<{module}>{sep} {text}\n",
+        level.label()
+    )
 }
 
 /// `log!(Level::Info, "core", "listening on {}", addr)`
@@ -149,12 +165,24 @@ mod tests {
     #[test]
     fn xlog_lines_have_kamailios_shape() {
         assert_eq!(
-            format_line(1, 42, Level::Info, "script", "REQ INVITE\n"),
+            format_line(1, 42, Level::Info, "", "script", "REQ INVITE\n"),
             " 1(42) INFO: <script>: REQ INVITE\n"
         );
         assert_eq!(
-            format_line(0, 7, Level::Notice, "core", "started"),
+            format_line(0, 7, Level::Notice, "", "core", "started"),
             " 0(7) NOTICE: <core> started\n"
+        );
+        // Kamailio: `log_prefix="{$mt $hdr(CSeq) $ci} "` → `INFO: {1 1 OPTIONS cid1} <script>: hello`.
+        assert_eq!(
+            format_line(
+                2,
+                9,
+                Level::Info,
+                "{1 1 OPTIONS cid1} ",
+                "script",
+                "hello\n"
+            ),
+            " 2(9) INFO: {1 1 OPTIONS cid1} <script>: hello\n"
         );
     }
 

@@ -207,6 +207,46 @@ mod tests {
         assert_eq!(host.logs[0].level, LogLevel::Err);
     }
 
+    /// `log_prefix` (Kamailio: expanded once when the message arrives, printed before
+    /// `<module>`): every line of the message carries it, with the values it had on arrival.
+    #[test]
+    fn log_prefix_is_expanded_per_message_and_leads_each_line() {
+        let text = "debug=2\nlog_prefix=\"{$mt $cs $rU} \"\nloadmodule \"xlog.so\"\n\
+            request_route {\n$rU = \"carol\";\nxlog(\"L_INFO\", \"one\\n\");\n\
+            xlog(\"L_INFO\", \"$ci\\n\");\n}\n";
+        let cfg = sip_script::load_str("t.cfg", text, &[]).expect("parses");
+        let script = sip_script::compile(&cfg, crate::all_modules()).expect("compiles");
+        let mut rt = script.new_runtime();
+        let msg = parse(INVITE);
+        let mut host = TestHost::new();
+        let mut ctx = sip_script::Ctx::new(
+            &mut rt,
+            &mut host,
+            &msg,
+            crate::testutil::source(),
+            sip_script::RouteKind::Request,
+        );
+        ctx.set_script(&script);
+        script.run_request(&mut ctx);
+        drop(ctx);
+        // TestHost keeps the prefix in front of the text (the binary's host puts it
+        // before `<script>`, see siplab's log tests).
+        assert_eq!(
+            host.log_texts(),
+            ["{1 1 bob} one\n", "{1 1 bob} call-1@192.0.2.10\n"]
+        );
+        // A bad pseudo-variable in log_prefix is a load error at its value.
+        let bad = "log_prefix=\"$nosuchpv \"\nloadmodule \"xlog.so\"\nrequest_route { exit; }\n";
+        let cfg = sip_script::load_str("t.cfg", bad, &[]).expect("parses");
+        let errors = sip_script::compile(&cfg, crate::all_modules()).expect_err("bad log_prefix");
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.span.line == 1 && e.message.contains("log_prefix")),
+            "{errors:?}"
+        );
+    }
+
     /// Lines with PVs are expanded into the runtime's reused buffer: each line is exactly its
     /// own text, whatever the previous (longer) line left, and an extension method prints as
     /// written.
