@@ -58,14 +58,14 @@ static FUNCTIONS: [FunctionExport; 11] = [
     FunctionExport {
         name: "search",
         args: &[ArgKind::Regex],
-        fixup: None,
+        fixup: Some(fixup_line_regex),
         routes: ANY,
         handler: w_search,
     },
     FunctionExport {
         name: "search_body",
         args: &[ArgKind::Regex],
-        fixup: None,
+        fixup: Some(fixup_line_regex),
         routes: ANY,
         handler: w_search_body,
     },
@@ -257,6 +257,102 @@ fn w_is_present_hf(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
     let Some(a) = args.first() else { return -1 };
     let name = ctx.arg_str(a).trim().to_string();
     truth(ctx.msg.headers_named(name.as_bytes()).next().is_some())
+}
+
+/// Rebuilds a pattern the way Kamailio's textops compiles it:
+/// `regcomp(REG_EXTENDED|REG_ICASE|REG_NEWLINE)`. So the match ignores case, `^`/`$` match at
+/// every line start/end (before the `\n`, so `two$` does not match `two\r\n`: a `\r` is an
+/// ordinary character, as in POSIX), and neither `.` nor a negated bracket `[^...]` matches a
+/// newline. The `regex` crate's `.` already stops at `\n`; its `[^...]` does not, so each
+/// negated bracket is rewritten to exclude `\n` (see [`exclude_newline_from_negated_classes`]).
+pub fn line_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+    regex::RegexBuilder::new(&exclude_newline_from_negated_classes(pattern))
+        .case_insensitive(true)
+        .multi_line(true)
+        .build()
+}
+
+/// `[^X]` → `[[^X]&&[^\n]]` (class intersection), the rest unchanged. Bracket ends are found
+/// with the `regex` crate's syntax (the pattern already compiled with it): `\` escapes, a `]`
+/// right after `[` or `[^` is literal, `[:name:]` is a POSIX class, another `[` nests.
+pub fn exclude_newline_from_negated_classes(pattern: &str) -> String {
+    let bytes = pattern.as_bytes();
+    let mut out = String::with_capacity(pattern.len() + 16);
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes.get(i) {
+            Some(b'\\') => i += 2,
+            Some(b'[') => {
+                let end = bracket_end(bytes, i);
+                let Some(end) = end else { break };
+                if bytes.get(i + 1) == Some(&b'^') {
+                    // Both indices are ASCII bytes, so they are char boundaries.
+                    out.push_str(pattern.get(copied..i).unwrap_or_default());
+                    out.push('[');
+                    out.push_str(pattern.get(i..=end).unwrap_or_default());
+                    out.push_str("&&[^\\n]]");
+                    copied = end + 1;
+                }
+                i = end + 1;
+            }
+            _ => i += 1,
+        }
+    }
+    out.push_str(pattern.get(copied..).unwrap_or_default());
+    out
+}
+
+/// The index of the `]` closing the bracket expression that opens at `open`.
+fn bracket_end(bytes: &[u8], open: usize) -> Option<usize> {
+    let mut i = open + 1;
+    if bytes.get(i) == Some(&b'^') {
+        i += 1;
+    }
+    if bytes.get(i) == Some(&b']') {
+        i += 1;
+    }
+    let mut depth = 0usize;
+    while let Some(&b) = bytes.get(i) {
+        match b {
+            b'\\' => i += 1,
+            b'[' if bytes.get(i + 1) == Some(&b':') => {
+                let close = bytes
+                    .get(i + 2..)?
+                    .windows(2)
+                    .position(|w| w == b":]")?;
+                i += 2 + close + 1;
+            }
+            b'[' => {
+                depth += 1;
+                if bytes.get(i + 1) == Some(&b'^') {
+                    i += 1;
+                }
+                if bytes.get(i + 1) == Some(&b']') {
+                    i += 1;
+                }
+            }
+            b']' if depth == 0 => return Some(i),
+            b']' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Fixup of `search`/`search_body`: recompiles the pattern with Kamailio's flags.
+fn fixup_line_regex(_ctx: &mut FixupCtx<'_>, args: &mut [Arg]) -> Result<(), FixupError> {
+    let Some(Arg::Regex(re)) = args.first_mut() else {
+        return Err(FixupError::arg(0, "expected a constant regular expression"));
+    };
+    *re = line_regex(re.as_str()).map_err(|e| {
+        // The crate's message spans several lines; its last one says what is wrong.
+        let text = e.to_string();
+        let reason = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        FixupError::arg(0, format!("bad regular expression: {}", reason.trim()))
+    })?;
+    Ok(())
 }
 
 fn regex_matches(args: &[Arg], text: &[u8]) -> i32 {

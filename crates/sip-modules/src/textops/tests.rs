@@ -2,7 +2,7 @@ use sip_script::abi::CoreParams;
 use sip_script::testhost::TestHost;
 
 use super::*;
-use crate::testutil::{INVITE, fmt, parse, runtime, s, with_ctx};
+use crate::testutil::{INVITE, fmt, invite_with, parse, runtime, s, with_ctx};
 
 fn fixed(list: &str) -> Vec<Arg> {
     let core = CoreParams::default();
@@ -189,4 +189,70 @@ fn append_to_reply_reaches_sl_reply() {
         crate::sl::send_stateless(ctx, 503, "Busy", &[])
     });
     assert!(crate::testutil::only_send(&host).contains("\r\nRetry-After: 30\r\n"));
+}
+
+/// `search`/`search_body` patterns as the fixup compiles them.
+fn line_re(pattern: &str) -> Vec<Arg> {
+    let core = CoreParams::default();
+    let mut fctx = FixupCtx {
+        core: &core,
+        route_kinds: RouteKinds::REQUEST,
+        warnings: Vec::new(),
+    };
+    let mut args = match regex::Regex::new(pattern) {
+        Ok(r) => vec![Arg::Regex(r)],
+        Err(e) => panic!("{e}"),
+    };
+    if let Err(e) = fixup_line_regex(&mut fctx, &mut args) {
+        panic!("{pattern}: {}", e.message);
+    }
+    args
+}
+
+/// Kamailio 5.6.3 (checked on the real server) compiles these with
+/// REG_EXTENDED|REG_ICASE|REG_NEWLINE; each expected value below is what it returned.
+#[test]
+fn search_ignores_case_and_anchors_at_lines_like_kamailio() {
+    let msg = parse(&invite_with(
+        "Content-Type: application/sdp\r\n",
+        "X-A: two\r\nX-B: one\r\nContent-Type: application/sdp\r\n",
+    ));
+    let (mut rt, mut host) = (runtime(0), TestHost::new());
+    with_ctx(&mut rt, &mut host, &msg, |ctx| {
+        assert_eq!(w_search(ctx, &line_re("^X-A: t")), 1, "^ at a line start");
+        assert_eq!(w_search(ctx, &line_re("^x-a: T")), 1, "case-insensitive");
+        assert_eq!(w_search(ctx, &line_re("^invite sip:")), 1);
+        assert_eq!(w_search(ctx, &line_re("two$")), -1, "$ only before \\n");
+        assert_eq!(w_search(ctx, &line_re("two\r$")), 1);
+        assert_eq!(w_search(ctx, &line_re("two.$")), 1, ". matches \\r");
+        assert_eq!(w_search(ctx, &line_re("two.X-B")), -1, ". never \\n");
+        assert_eq!(w_search(ctx, &line_re("two[^a]*X-B")), -1, "[^a] never \\n");
+        assert_eq!(w_search(ctx, &line_re("two[[:space:]]*X-B")), 1);
+        assert_eq!(w_search(ctx, &line_re("^X-C")), -1);
+        assert_eq!(w_search_body(ctx, &line_re("^V=0$")), 1);
+        assert_eq!(w_search_body(ctx, &line_re("^0")), -1);
+    });
+}
+
+#[test]
+fn negated_brackets_exclude_newline() {
+    let cases = [
+        ("[^a]", "[[^a]&&[^\\n]]"),
+        ("x[^]a]y", "x[[^]a]&&[^\\n]]y"),
+        ("[^[:digit:]x]+", "[[^[:digit:]x]&&[^\\n]]+"),
+        ("\\[^a][a^]", "\\[^a][a^]"),
+        ("[a-z][^\\]]", "[a-z][[^\\]]&&[^\\n]]"),
+        ("[^a[b]c]", "[[^a[b]c]&&[^\\n]]"),
+        ("unclosed [^", "unclosed [^"),
+    ];
+    for (pattern, want) in cases {
+        assert_eq!(exclude_newline_from_negated_classes(pattern), want, "{pattern}");
+    }
+    let re = match line_regex("a[^]b]c") {
+        Ok(r) => r,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(re.is_match("AxC"), "case-insensitive");
+    assert!(!re.is_match("a]c"), "`]` first in the bracket is a member");
+    assert!(!re.is_match("a\nc"));
 }
