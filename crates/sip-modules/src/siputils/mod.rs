@@ -65,26 +65,38 @@ fn w_is_first_hop(ctx: &mut Ctx<'_>, _args: &[Arg]) -> i32 {
 }
 
 /// The current R-URI's parameter `name`: `None` absent, `Some(None)` without value.
+///
+/// As Kamailio's `uri_param`: names compare case-sensitively (`strncmp`), and a list with a
+/// `name=` of empty value does not parse there, so every lookup in it fails.
 fn ruri_param(ctx: &Ctx<'_>, name: &str) -> Option<Option<String>> {
     let ruri = ctx.ruri();
     let uri = Uri::parse(ruri.as_bytes()).ok()?;
-    uri.param(name.as_bytes())
-        .map(|v| v.map(|b| String::from_utf8_lossy(b).into_owned()))
+    if uri.params.iter().any(|p| p.value.is_some_and(<[u8]>::is_empty)) {
+        return None;
+    }
+    uri.params
+        .iter()
+        .find(|p| p.name == name.as_bytes())
+        .map(|p| p.value.map(|v| String::from_utf8_lossy(v).into_owned()))
 }
 
+/// `uri_param(name)`: true only for a parameter without value (`;lr`); Kamailio answers
+/// false for `;transport=udp`.
 fn w_uri_param(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
     let Some(a) = args.first() else { return -1 };
     let name = ctx.arg_str(a).into_owned();
-    truth(ruri_param(ctx, &name).is_some())
+    truth(ruri_param(ctx, &name).is_some_and(|v| v.is_none()))
 }
 
+/// `uri_param(name, value)`: the value compares case-sensitively; `""` matches a
+/// parameter without value.
 fn w_uri_param_value(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
     let (Some(a), Some(b)) = (args.first(), args.get(1)) else {
         return -1;
     };
     let name = ctx.arg_str(a).into_owned();
     let value = ctx.arg_str(b).into_owned();
-    truth(ruri_param(ctx, &name).flatten().is_some_and(|v| v == value))
+    truth(ruri_param(ctx, &name).is_some_and(|v| v.unwrap_or_default() == value))
 }
 
 #[cfg(test)]
@@ -131,8 +143,43 @@ mod tests {
             assert_eq!(w_uri_param(ctx, &[fmt("transport")]), -1);
             assert_eq!(w_uri_param_value(ctx, &[fmt("user"), fmt("phone")]), 1);
             assert_eq!(w_uri_param_value(ctx, &[fmt("user"), fmt("ip")]), -1);
-            ctx.set_ruri("sip:bob@example.com;transport=udp");
-            assert_eq!(w_uri_param(ctx, &[fmt("transport")]), 1, "follows $ru");
+            ctx.set_ruri("sip:bob@example.com;lr;transport=udp");
+            assert_eq!(w_uri_param(ctx, &[fmt("lr")]), 1, "follows $ru");
+        });
+    }
+
+    /// What Kamailio 5.6.3 answered for these R-URIs (checked on the real server).
+    #[test]
+    fn uri_param_matches_kamailio_on_values_and_case() {
+        let msg = parse(&INVITE.replacen(
+            "sip:bob@example.com",
+            "sip:bob@example.com;transport=udp;lr;Flag;user=ip",
+            1,
+        ));
+        let (mut rt, mut host) = (runtime(0), TestHost::new());
+        with_ctx(&mut rt, &mut host, &msg, |ctx| {
+            assert_eq!(
+                w_uri_param(ctx, &[fmt("transport")]),
+                -1,
+                "one argument: only a parameter without value"
+            );
+            assert_eq!(w_uri_param(ctx, &[fmt("Flag")]), 1);
+            assert_eq!(w_uri_param(ctx, &[fmt("flag")]), -1, "names are case-sensitive");
+            assert_eq!(w_uri_param(ctx, &[fmt("LR")]), -1);
+            assert_eq!(w_uri_param(ctx, &[fmt("nope")]), -1);
+            let pair = |n: &str, v: &str| [fmt(n), fmt(v)];
+            assert_eq!(w_uri_param_value(ctx, &pair("transport", "udp")), 1);
+            assert_eq!(w_uri_param_value(ctx, &pair("transport", "UDP")), -1);
+            assert_eq!(w_uri_param_value(ctx, &pair("Transport", "udp")), -1);
+            assert_eq!(w_uri_param_value(ctx, &pair("lr", "")), 1, "\"\" = no value");
+            assert_eq!(w_uri_param_value(ctx, &pair("user", "")), -1);
+            ctx.set_ruri("sip:bob@example.com;lr;e=;f");
+            assert_eq!(
+                w_uri_param(ctx, &[fmt("lr")]),
+                -1,
+                "`e=` makes Kamailio's parameter parse fail"
+            );
+            assert_eq!(w_uri_param(ctx, &[fmt("f")]), -1);
         });
     }
 }
