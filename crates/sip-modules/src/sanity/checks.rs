@@ -251,8 +251,9 @@ fn check_proxy_require(msg: &Message, supported: &[String]) -> Result<(), Sanity
     if unknown.is_empty() {
         return Ok(());
     }
+    // Kamailio's reason phrase, not RFC 3261's "Bad Extension" (checked on 5.6.3).
     Err(SanityFailure {
-        reply: Some((420, "Bad Extension")),
+        reply: Some((420, "Bad Proxy Require Extension")),
         extra_header: Some(format!("Unsupported: {}", unknown.join(", "))),
     })
 }
@@ -562,7 +563,7 @@ From: <sip:a@example.org>;tag=f1\r\nTo: <sip:bob@example.com>\r\nCall-ID: c1\r\n
         assert_eq!(
             run(two, &["bar"]),
             Err(SanityFailure {
-                reply: Some((420, "Bad Extension")),
+                reply: Some((420, "Bad Proxy Require Extension")),
                 extra_header: Some("Unsupported: foo, baz".to_string()),
             })
         );

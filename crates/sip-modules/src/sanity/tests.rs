@@ -24,7 +24,7 @@ fn sanity_420_lists_unknown_proxy_require() {
     assert_eq!(rc, 0, "autodrop stops the script");
     let reply = only_send(&host);
     assert!(
-        reply.starts_with("SIP/2.0 420 Bad Extension\r\n"),
+        reply.starts_with("SIP/2.0 420 Bad Proxy Require Extension\r\n"),
         "{reply}"
     );
     let tags: Vec<String> = msg
@@ -90,7 +90,10 @@ fn sanity_passes_rfc4475_valid_requests() {
                 .to_string()
         });
         match *file {
-            "bext01.dat" => assert_eq!(first_line.as_deref(), Some("SIP/2.0 420 Bad Extension")),
+            "bext01.dat" => assert_eq!(
+                first_line.as_deref(),
+                Some("SIP/2.0 420 Bad Proxy Require Extension")
+            ),
             "unkscm.dat" | "novelsc.dat" => {
                 assert!(
                     first_line.is_some_and(|l| l.starts_with("SIP/2.0 416")),
