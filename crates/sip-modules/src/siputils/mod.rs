@@ -71,7 +71,11 @@ fn w_is_first_hop(ctx: &mut Ctx<'_>, _args: &[Arg]) -> i32 {
 fn ruri_param(ctx: &Ctx<'_>, name: &str) -> Option<Option<String>> {
     let ruri = ctx.ruri();
     let uri = Uri::parse(ruri.as_bytes()).ok()?;
-    if uri.params.iter().any(|p| p.value.is_some_and(<[u8]>::is_empty)) {
+    if uri
+        .params
+        .iter()
+        .any(|p| p.value.is_some_and(<[u8]>::is_empty))
+    {
         return None;
     }
     uri.params
@@ -164,14 +168,22 @@ mod tests {
                 "one argument: only a parameter without value"
             );
             assert_eq!(w_uri_param(ctx, &[fmt("Flag")]), 1);
-            assert_eq!(w_uri_param(ctx, &[fmt("flag")]), -1, "names are case-sensitive");
+            assert_eq!(
+                w_uri_param(ctx, &[fmt("flag")]),
+                -1,
+                "names are case-sensitive"
+            );
             assert_eq!(w_uri_param(ctx, &[fmt("LR")]), -1);
             assert_eq!(w_uri_param(ctx, &[fmt("nope")]), -1);
             let pair = |n: &str, v: &str| [fmt(n), fmt(v)];
             assert_eq!(w_uri_param_value(ctx, &pair("transport", "udp")), 1);
             assert_eq!(w_uri_param_value(ctx, &pair("transport", "UDP")), -1);
             assert_eq!(w_uri_param_value(ctx, &pair("Transport", "udp")), -1);
-            assert_eq!(w_uri_param_value(ctx, &pair("lr", "")), 1, "\"\" = no value");
+            assert_eq!(
+                w_uri_param_value(ctx, &pair("lr", "")),
+                1,
+                "\"\" = no value"
+            );
             assert_eq!(w_uri_param_value(ctx, &pair("user", "")), -1);
             ctx.set_ruri("sip:bob@example.com;lr;e=;f");
             assert_eq!(

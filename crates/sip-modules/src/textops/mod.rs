@@ -317,10 +317,7 @@ fn bracket_end(bytes: &[u8], open: usize) -> Option<usize> {
         match b {
             b'\\' => i += 1,
             b'[' if bytes.get(i + 1) == Some(&b':') => {
-                let close = bytes
-                    .get(i + 2..)?
-                    .windows(2)
-                    .position(|w| w == b":]")?;
+                let close = bytes.get(i + 2..)?.windows(2).position(|w| w == b":]")?;
                 i += 2 + close + 1;
             }
             b'[' => {
@@ -349,7 +346,11 @@ fn fixup_line_regex(_ctx: &mut FixupCtx<'_>, args: &mut [Arg]) -> Result<(), Fix
     *re = line_regex(re.as_str()).map_err(|e| {
         // The crate's message spans several lines; its last one says what is wrong.
         let text = e.to_string();
-        let reason = text.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+        let reason = text
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("");
         FixupError::arg(0, format!("bad regular expression: {}", reason.trim()))
     })?;
     Ok(())

@@ -246,7 +246,11 @@ fn negated_brackets_exclude_newline() {
         ("unclosed [^", "unclosed [^"),
     ];
     for (pattern, want) in cases {
-        assert_eq!(exclude_newline_from_negated_classes(pattern), want, "{pattern}");
+        assert_eq!(
+            exclude_newline_from_negated_classes(pattern),
+            want,
+            "{pattern}"
+        );
     }
     let re = match line_regex("a[^]b]c") {
         Ok(r) => r,
