@@ -204,7 +204,7 @@ const TABLE: &[(&str, Outcome, &str)] = &[
     (
         "bext01.dat",
         Reply(420),
-        "unknown Proxy-Require tags: 420 Bad Extension",
+        "unknown Proxy-Require tags: 420 (sanity: Bad Proxy Require Extension)",
     ),
     (
         "invut.dat",
