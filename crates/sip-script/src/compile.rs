@@ -33,16 +33,20 @@ use crate::pvar::{Format, PvEnv, PvSpec};
 use crate::span::{SourceMap, Span};
 use crate::value::Value;
 
-/// Compiles a `=~` pattern or a `Regex` argument.
+/// Compiles a `=~` pattern (constant or dynamic) or a `Regex` argument, case-insensitively.
 ///
-/// Kamailio uses POSIX extended regexes (`regcomp(REG_EXTENDED|REG_NOSUB)`); siplab uses the
-/// `regex` crate. For match/no-match (all the script asks) they agree on the ERE subset
-/// configs use: alternation, groups, bracket expressions incl. `[[:digit:]]`, anchors,
-/// repetition. Differences: no backreferences in either; `\d`, `\w`, `(?i)` and other Perl
-/// syntax is accepted here but not by POSIX; a `\` inside brackets is an escape here but a
-/// literal in POSIX; patterns are Unicode-aware here.
+/// Kamailio 5.6.3 compiles all of these with `REG_EXTENDED|REG_ICASE` (rvalue.c for `=~`,
+/// `fix_param` for `FPARAM_REGEX`): `$rm =~ "^opt"` is true for OPTIONS and `search()` ignores
+/// case — checked against the running server. Spec §8.6 said `=~` was case-sensitive; the
+/// server wins. siplab uses the `regex` crate. For match/no-match (all the script asks) it
+/// agrees with POSIX on the ERE subset configs use: alternation, groups, bracket expressions
+/// incl. `[[:digit:]]`, anchors, repetition. Differences: no backreferences in either; `\d`,
+/// `\w`, `(?i)` and other Perl syntax is accepted here but not by POSIX; a `\` inside
+/// brackets is an escape here but a literal in POSIX; patterns are Unicode-aware here.
 pub fn build_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
-    regex::Regex::new(pattern)
+    regex::RegexBuilder::new(pattern)
+        .case_insensitive(true)
+        .build()
 }
 
 /// A one-line reason for a regex error (the crate's message spans several lines with its own

@@ -303,7 +303,11 @@ pub(crate) fn format_into(ctx: &mut Ctx<'_>, f: &Format, out: &mut String) {
                     _ => false,
                 };
                 if !written {
-                    get(ctx, pv).write_to(out);
+                    let v = get(ctx, pv);
+                    // A failed transformation prints nothing in Kamailio, not `<null>`.
+                    if !(v.is_null() && !pv.transforms.is_empty()) {
+                        v.write_to(out);
+                    }
                 }
             }
         }
@@ -381,11 +385,16 @@ fn ruri_part(ctx: &Ctx<'_>, part: fn(&Uri<'_>) -> Value) -> Value {
     }
 }
 
+/// `$rp`: the URI's port, else 5061 for `;transport=tls` and 5060 otherwise — also for a
+/// `sips:` URI without that parameter (Kamailio 5.6.3 `pv_get_xuri_attr` looks at the
+/// transport parameter only; spec §8.7 said 5061 for sips, the server wins).
 fn default_port(u: &Uri<'_>) -> i64 {
-    i64::from(
-        u.port
-            .unwrap_or(if u.scheme == Scheme::Sips { 5061 } else { 5060 }),
-    )
+    let tls = u
+        .params
+        .get(b"transport")
+        .flatten()
+        .is_some_and(|t| t.eq_ignore_ascii_case(b"tls"));
+    i64::from(u.port.unwrap_or(if tls { 5061 } else { 5060 }))
 }
 
 fn scheme_text(u: &Uri<'_>) -> Value {
@@ -526,7 +535,8 @@ pub(crate) fn get(ctx: &mut Ctx<'_>, pv: &PvSpec) -> Value {
                     Value::Null
                 } else {
                     let joined: Vec<Cow<'_, str>> = vals.iter().map(|v| v.to_str()).collect();
-                    Value::Str(joined.join(","))
+                    // Kamailio 5.6.3 prints `$(avp(a)[*])` as `2, 1` (newest first).
+                    Value::Str(joined.join(", "))
                 }
             } else {
                 ctx.avps

@@ -1,13 +1,16 @@
 //! The supported transformations (K: src/modules/pv/pv_trans.c): `{s.len} {s.int}
 //! {s.tolower} {s.toupper} {s.select,i,c} {uri.user} {uri.host}`. Anything else is a load
-//! error. A transformation of `$null` gives `$null`, except `s.len`/`s.int` which give 0.
+//! error. A transformation that fails gives `$null`, which a format string (`xlog`) prints as
+//! nothing, not `<null>` (Kamailio 5.6.3: `$(hdr(Nope){s.len})` prints empty): every
+//! transformation of `$null` fails (K: pv_trans.c returns -1 for a `PV_VAL_NULL` input), and so
+//! does `{s.int}` of a string that is not a signed decimal number (`"12abc"`, `" 12"`, `"0x10"`).
 
 use sip_msg::Uri;
 
 use crate::abi::Ctx;
 use crate::pv::Transform;
 use crate::pvar::PvEnv;
-use crate::value::{Value, str_to_int};
+use crate::value::Value;
 
 #[derive(Clone, Debug)]
 pub(crate) enum Trans {
@@ -66,17 +69,11 @@ pub(crate) fn compile(t: &Transform, _env: &mut PvEnv) -> Result<Trans, String> 
 
 fn apply(t: &Trans, v: Value) -> Value {
     if v.is_null() {
-        return match t {
-            Trans::Len | Trans::Int => Value::Int(0),
-            _ => Value::Null,
-        };
+        return Value::Null;
     }
     match t {
         Trans::Len => Value::Int(v.to_str().len() as i64),
-        Trans::Int => Value::Int(match &v {
-            Value::Int(i) => *i,
-            other => str_to_int(&other.to_str()).unwrap_or(0),
-        }),
+        Trans::Int => v.as_exact_int().map_or(Value::Null, Value::Int),
         Trans::Lower => Value::Str(v.to_str().to_ascii_lowercase()),
         Trans::Upper => Value::Str(v.to_str().to_ascii_uppercase()),
         Trans::Select { index, sep } => {
@@ -126,7 +123,8 @@ mod tests {
     #[test]
     fn string_transformations() {
         assert_eq!(apply(&tr("s.len", &[]), Value::str("abcd")), Value::Int(4));
-        assert_eq!(apply(&tr("s.int", &[]), Value::str("42x")), Value::Int(42));
+        assert_eq!(apply(&tr("s.int", &[]), Value::str("42")), Value::Int(42));
+        assert_eq!(apply(&tr("s.int", &[]), Value::str("-5")), Value::Int(-5));
         assert_eq!(
             apply(&tr("s.tolower", &[]), Value::str("AbC")),
             Value::str("abc")
@@ -140,7 +138,18 @@ mod tests {
         let last = tr("s.select", &["-1", ","]);
         assert_eq!(apply(&last, Value::str("a,b,c")), Value::str("c"));
         assert_eq!(apply(&sel, Value::str("a")), Value::Null);
-        assert_eq!(apply(&tr("s.len", &[]), Value::Null), Value::Int(0));
+    }
+
+    /// Measured with Kamailio 5.6.3: these transformations fail and give an empty value.
+    #[test]
+    fn failing_transformations_give_null() {
+        let int = tr("s.int", &[]);
+        for bad in ["12abc", " 12", "0x10", "-0x10", ""] {
+            assert_eq!(apply(&int, Value::str(bad)), Value::Null, "{bad:?}");
+        }
+        assert_eq!(apply(&tr("s.len", &[]), Value::Null), Value::Null);
+        assert_eq!(apply(&int, Value::Null), Value::Null);
+        assert_eq!(apply(&tr("s.tolower", &[]), Value::Null), Value::Null);
     }
 
     #[test]

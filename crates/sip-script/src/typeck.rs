@@ -1,6 +1,6 @@
 //! Load-time typing and constant folding of expressions, following Kamailio's rvalue rules:
 //! the left operand decides `==` and `+`, and a constant type conflict (`1 + "2"`,
-//! `10 == "10"`) is a load error.
+//! `10 == "10"`, `"a" < 1`, `!"abc"`, `1 =~ "a"`, `5 ne 6`) is a load error.
 
 use crate::ast::{BinOp, CastType, Expr, ExprKind, StrLit, UnaryOp};
 use crate::diag::Diagnostic;
@@ -42,16 +42,26 @@ pub fn static_type(e: &Expr) -> ValType {
     }
 }
 
-fn mismatch(span: Span, op: &str, lt: ValType, rt: ValType) -> Diagnostic {
+fn mismatch(span: Span, op: BinOp, lt: ValType, rt: ValType) -> Diagnostic {
     let name = |t| match t {
         ValType::Int => "int",
         ValType::Str => "string",
-        ValType::Unknown => "unknown",
+        ValType::Unknown => "run-time value",
+    };
+    let sym = op.symbol();
+    let why = match op {
+        BinOp::Add | BinOp::Eq | BinOp::Ne => {
+            format!("an int on the left makes `{sym}` an integer operation")
+        }
+        BinOp::Match | BinOp::StrEq | BinOp::StrNe => {
+            format!("`{sym}` needs a string on the left")
+        }
+        _ => format!("`{sym}` takes integers"),
     };
     Diagnostic::error(
         span,
         format!(
-            "bad expression: type mismatch ({} `{op}` {})",
+            "bad expression: type mismatch ({} `{sym}` {}): {why}",
             name(lt),
             name(rt)
         ),
@@ -62,8 +72,12 @@ fn mismatch(span: Span, op: &str, lt: ValType, rt: ValType) -> Diagnostic {
 pub fn binary(op: BinOp, lhs: Expr, rhs: Expr, op_span: Span) -> Result<Expr, Diagnostic> {
     let (lt, rt) = (static_type(&lhs), static_type(&rhs));
     use ValType::*;
+    // Kamailio 5.6.3's rules (rvalue.c `rve_check_type`, each checked with `kamailio -c`):
+    // int operators take no string; `+ == !=` follow their left operand, so only int-then-
+    // string conflicts; `=~ eq ne` need a string (or run-time) left operand and take any right
+    // one (`"a" =~ 1` loads, `1 =~ "a"` and `5 ne 6` do not).
     let conflict = match op {
-        BinOp::Add => lt == Int && rt == Str,
+        BinOp::Add | BinOp::Eq | BinOp::Ne => lt == Int && rt == Str,
         BinOp::Sub
         | BinOp::Mul
         | BinOp::Div
@@ -72,15 +86,19 @@ pub fn binary(op: BinOp, lhs: Expr, rhs: Expr, op_span: Span) -> Result<Expr, Di
         | BinOp::BitAnd
         | BinOp::BitXor
         | BinOp::Shl
-        | BinOp::Shr => lt == Str || rt == Str,
-        BinOp::Eq | BinOp::Ne | BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-            lt == Int && rt == Str
-        }
-        BinOp::Match => rt == Int,
-        BinOp::Or | BinOp::And | BinOp::StrEq | BinOp::StrNe | BinOp::IntEq | BinOp::IntNe => false,
+        | BinOp::Shr
+        | BinOp::Lt
+        | BinOp::Le
+        | BinOp::Gt
+        | BinOp::Ge
+        | BinOp::And
+        | BinOp::Or
+        | BinOp::IntEq
+        | BinOp::IntNe => lt == Str || rt == Str,
+        BinOp::Match | BinOp::StrEq | BinOp::StrNe => lt == Int,
     };
     if conflict {
-        return Err(mismatch(op_span, op.symbol(), lt, rt));
+        return Err(mismatch(op_span, op, lt, rt));
     }
     let span = lhs.span.to(rhs.span);
     let folded = fold_binary(op, &lhs.kind, &rhs.kind, op_span)?;
@@ -157,11 +175,16 @@ fn fold_binary(
 
 pub fn unary(op: UnaryOp, expr: Expr, op_span: Span) -> Result<Expr, Diagnostic> {
     let t = static_type(&expr);
-    if t == ValType::Str && op != UnaryOp::Not {
-        let sym = if op == UnaryOp::Neg { "-" } else { "~" };
+    // `!`, `-` and `~` all take an int: Kamailio rejects `!"abc"` at load.
+    if t == ValType::Str {
+        let sym = match op {
+            UnaryOp::Neg => "-",
+            UnaryOp::BitNot => "~",
+            UnaryOp::Not => "!",
+        };
         return Err(Diagnostic::error(
             op_span,
-            format!("bad expression: type mismatch (`{sym}` string)"),
+            format!("bad expression: type mismatch (`{sym}` string): `{sym}` takes an integer"),
         ));
     }
     let span = op_span.to(expr.span);

@@ -1,8 +1,12 @@
 //! Script values and Kamailio's conversion rules (K: src/core/rvalue.c).
 //!
-//! A value is an int, a string or null. Conversions follow Kamailio: a string converts to an
-//! int by its leading decimal number (`"12abc"` → 12, `"abc"` → 0), an int prints in decimal,
-//! null is 0 / the empty string — except in `xlog`, which prints `<null>`.
+//! A value is an int, a string or null. Conversions follow Kamailio 5.6.3 as measured against
+//! the running server: a string converts to an int only when it is *all* number — an optional
+//! sign and decimal digits within Kamailio's 32-bit `int`, or `0x`/`0X` and hex digits (taken
+//! modulo 2^32, so `"0xffffffff"` is -1). Anything else (`"12abc"`, `" 12"`, `"12 "`,
+//! `"-0x10"`, `""`, `"2147483648"`) fails and counts as 0 (Kamailio logs "automatic string to
+//! int conversion failed"). An int prints in decimal; null is 0 / the empty string — except
+//! in `xlog`, which prints `<null>`.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -39,7 +43,8 @@ impl Value {
         matches!(self, Value::Null)
     }
 
-    /// The integer value: strings by their leading (signed) decimal number, null as 0.
+    /// The integer value as an expression, cast or `switch` sees it: strings by
+    /// [`str_to_int`] (0 when that fails), null as 0.
     pub fn to_int(&self) -> i64 {
         match self {
             Value::Null => 0,
@@ -48,11 +53,13 @@ impl Value {
         }
     }
 
-    /// The integer value if this is an int or a string holding exactly a number.
+    /// The integer value if this is an int or a string holding exactly a signed decimal
+    /// number (Kamailio's `str2sint`, used by `{s.int}` and int module parameters: no blanks,
+    /// no hex).
     pub fn as_exact_int(&self) -> Option<i64> {
         match self {
             Value::Int(i) => Some(*i),
-            Value::Str(s) => s.trim().parse().ok(),
+            Value::Str(s) => str_to_sint(s),
             Value::Null => None,
         }
     }
@@ -155,27 +162,49 @@ impl From<String> for Value {
     }
 }
 
-/// Leading signed decimal number of `s` after optional blanks (`" -12x"` → -12); `None` when
-/// there are no digits.
+/// The int a string converts to in an expression (K: rvalue.c `rval_get_int`): the whole
+/// string must be a signed decimal number in the 32-bit range ([`str_to_sint`]) or `0x`/`0X`
+/// followed by hex digits, wrapped to 32 bits as Kamailio's unsigned parse does (no sign
+/// before `0x`). `None` when the conversion fails.
 pub fn str_to_int(s: &str) -> Option<i64> {
-    let t = s.trim_start();
-    let (neg, digits) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
+    let hex = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X"));
+    match hex {
+        Some(digits) => {
+            if digits.is_empty() {
+                return None;
+            }
+            let mut n: u32 = 0;
+            for b in digits.bytes() {
+                let d = char::from(b).to_digit(16)?;
+                n = n.wrapping_mul(16).wrapping_add(d);
+            }
+            // The unsigned result read back as Kamailio's signed int.
+            Some(i64::from(n as i32))
+        }
+        None => str_to_sint(s),
+    }
+}
+
+/// An optional `+`/`-` and decimal digits only, within `i32` (K: ut.h `str2sint` as 5.6.3
+/// behaves: `"2147483648"` fails).
+pub fn str_to_sint(s: &str) -> Option<i64> {
+    let (neg, digits) = match s.as_bytes().first() {
+        Some(b'-') => (true, &s[1..]),
+        Some(b'+') => (false, &s[1..]),
+        _ => (false, s),
     };
-    let end = digits
-        .bytes()
-        .position(|b| !b.is_ascii_digit())
-        .unwrap_or(digits.len());
-    if end == 0 {
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     let mut n: i64 = 0;
-    for b in digits[..end].bytes() {
-        n = n.wrapping_mul(10).wrapping_add(i64::from(b - b'0'));
+    for b in digits.bytes() {
+        n = n.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
+        if n > 1 << 31 {
+            return None;
+        }
     }
-    Some(if neg { n.wrapping_neg() } else { n })
+    let n = if neg { -n } else { n };
+    i32::try_from(n).ok().map(i64::from)
 }
 
 #[cfg(test)]
@@ -184,9 +213,9 @@ mod tests {
 
     #[test]
     fn conversions() {
-        assert_eq!(Value::str("12abc").to_int(), 12);
+        assert_eq!(Value::str("12abc").to_int(), 0);
         assert_eq!(Value::str("abc").to_int(), 0);
-        assert_eq!(Value::str(" -7").to_int(), -7);
+        assert_eq!(Value::str("-7").to_int(), -7);
         assert_eq!(Value::Null.to_int(), 0);
         assert_eq!(Value::Int(5).to_str(), "5");
         assert_eq!(Value::Null.to_str(), "");
@@ -196,6 +225,57 @@ mod tests {
         assert!(Value::str("3").is_true());
         assert_eq!(Value::str("10").as_exact_int(), Some(10));
         assert_eq!(Value::str("10x").as_exact_int(), None);
+    }
+
+    /// Each pair measured with Kamailio 5.6.3 (`$var(r) = 0 + $var(x)` with `$var(x)` set to
+    /// the string, then xlog).
+    #[test]
+    fn string_to_int_matches_kamailio() {
+        let cases: &[(&str, i64)] = &[
+            ("12", 12),
+            ("12abc", 0),
+            (" 12", 0),
+            ("12 ", 0),
+            ("0x10", 16),
+            ("0X10", 16),
+            ("0x1F", 31),
+            ("-5", -5),
+            ("+5", 5),
+            ("-0x10", 0),
+            ("+0x10", 0),
+            ("0x", 0),
+            ("0xZZ", 0),
+            ("00x10", 0),
+            ("010", 10),
+            ("0b101", 0),
+            ("1e3", 0),
+            ("", 0),
+            ("-", 0),
+            ("+-5", 0),
+            ("2147483647", 2_147_483_647),
+            ("2147483648", 0),
+            ("-2147483648", -2_147_483_648),
+            ("-2147483649", 0),
+            ("99999999999", 0),
+            ("0x7fffffff", 2_147_483_647),
+            ("0x80000000", -2_147_483_648),
+            ("0xffffffff", -1),
+            ("0x100000000", 0),
+            ("0xFFFFFFFFF", -1),
+        ];
+        for (text, want) in cases {
+            assert_eq!(Value::str(*text).to_int(), *want, "{text:?}");
+        }
+    }
+
+    /// `{s.int}` and int module parameters take signed decimal only (Kamailio `str2sint`).
+    #[test]
+    fn exact_int_is_signed_decimal_only() {
+        assert_eq!(Value::str("-5").as_exact_int(), Some(-5));
+        assert_eq!(Value::str("+5").as_exact_int(), Some(5));
+        for bad in ["0x10", " 12", "12 ", "12abc", "", "2147483648"] {
+            assert_eq!(Value::str(bad).as_exact_int(), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -139,7 +139,8 @@ fn avp_stack_and_delete_e20() {
             note("$avp(a)");
         }"#,
     );
-    assert_eq!(n, ["2 1 1 2,1", "1", "<null>"]);
+    // Kamailio 5.6.3 joins `[*]` with ", ".
+    assert_eq!(n, ["2 1 1 2, 1", "1", "<null>"]);
 }
 
 #[test]
@@ -244,6 +245,52 @@ fn regex_match_constant_and_dynamic() {
     );
     assert_eq!(n, ["dyn", "neg"]);
     assert!(!cond(r#"$hdr(X-None) =~ ".*""#), "null never matches");
+}
+
+/// Kamailio 5.6.3 compiles `=~` patterns with REG_ICASE, constant and dynamic alike.
+#[test]
+fn regex_match_ignores_case() {
+    assert!(cond(r#"$rm =~ "^inv""#));
+    assert!(cond(r#"$rm =~ "[[:lower:]]""#));
+    let n = notes(r#"request_route { $var(re) = "^invite$"; if ($rm =~ $var(re)) note("dyn"); }"#);
+    assert_eq!(n, ["dyn"]);
+}
+
+/// Measured with Kamailio 5.6.3: a string converts to an int only when it is all number
+/// (decimal or `0x` hex); otherwise it counts as 0.
+#[test]
+fn string_to_int_in_expressions_is_strict() {
+    let n = notes(
+        r#"request_route {
+            $var(a) = "12abc"; $var(r) = $var(a) - 1; note("$var(r)");
+            $var(x) = " 12"; $var(r) = 0 + $var(x); note("$var(r)");
+            $var(x) = "0x10"; $var(r) = 0 + $var(x); note("$var(r)");
+            $var(x) = "12 "; $var(r) = 0 + $var(x); note("$var(r)");
+            $var(x) = "-0x10"; $var(r) = 0 + $var(x); note("$var(r)");
+            $var(x) = "+5"; $var(r) = 0 + $var(x); note("$var(r)");
+            $var(r) = (int)"12abc"; note("$var(r)");
+            $var(r) = (int)"0x1F"; note("$var(r)");
+            $var(x) = "12abc"; $var(r) = -$var(x); note("$var(r)");
+        }"#,
+    );
+    assert_eq!(n, ["-1", "0", "16", "0", "0", "5", "0", "31", "0"]);
+    assert!(!cond(r#"$var(x) > 5"#));
+}
+
+/// Kamailio 5.6.3: a transformation that fails (`{s.int}` of a non-number, any of `$null`)
+/// prints as nothing, and assigns as `$null` (a `$var` then holds 0).
+#[test]
+fn failed_transformations_print_empty() {
+    let n = notes(
+        r#"request_route {
+            $var(x) = "12abc";
+            note("[$(var(x){s.int})] [$(hdr(Nope){s.len})] [$(hdr(Nope){s.int})] [$hdr(Nope)]");
+            $var(x) = "-5"; note("[$(var(x){s.int})]");
+            $var(x) = "0x10"; note("[$(var(x){s.int})]");
+            $var(r) = $(hdr(Nope){s.len}); note("$var(r)");
+        }"#,
+    );
+    assert_eq!(n, ["[] [] [] [<null>]", "[-5]", "[]", "0"]);
 }
 
 #[test]
@@ -366,10 +413,15 @@ fn casts_strlen_strempty_defined_and_string_ops() {
     assert!(cond(r#"strempty($hdr(X-None))"#));
     assert!(cond(r#"defined $ua"#));
     assert!(!cond(r#"defined $hdr(X-None)"#));
-    assert!(cond(r#"(int)"42abc" == 42"#));
+    assert!(cond(r#"(int)"42" == 42"#));
+    assert!(cond(r#"(int)"42abc" == 0"#), "Kamailio 5.6.3: not a number");
     assert!(cond(r#"(str)$cs eq "314159""#));
     assert!(cond(r#"$rU ne "alice""#));
-    assert!(cond(r#"$cs ieq "314159""#));
+    assert!(cond(r#"$cs ieq 314159"#));
+    assert!(
+        cond(r#"$hdr(CSeq) ine 314159"#),
+        "`314159 INVITE` is no number: 0"
+    );
     assert!(cond(r#"7 mod 4 == 3 && (6 | 1) == 7 && (1 << 3) == 8"#));
 }
 
@@ -401,8 +453,16 @@ fn message_pvs_read_the_invite() {
 #[test]
 fn rp_defaults_to_5060_e18b() {
     assert_eq!(one(r#""$rp""#), "5060");
-    let n = notes(r#"request_route { $ru = "sips:x@h"; note("$rp"); }"#);
-    assert_eq!(n, ["5061"]);
+    // Kamailio 5.6.3: the default follows `;transport=tls`, not the `sips` scheme.
+    let n = notes(
+        r#"request_route {
+            $ru = "sips:e@e.example"; note("$rp");
+            $ru = "sips:e@e.example;transport=tls"; note("$rp");
+            $ru = "sip:e@e.example;transport=TLS"; note("$rp");
+            $ru = "sips:e@e.example:5070"; note("$rp");
+        }"#,
+    );
+    assert_eq!(n, ["5060", "5061", "5061", "5070"]);
 }
 
 #[test]
@@ -496,7 +556,7 @@ fn transformations() {
         "invite BOB INVITE"
     );
     assert_eq!(
-        one(r#""$(fu{uri.user})@$(fu{uri.host}) $(cs{s.len}) $(hdr(CSeq){s.int})""#),
+        one(r#""$(fu{uri.user})@$(fu{uri.host}) $(cs{s.len}) $(cs{s.int})""#),
         "alice@atlanta.example.com 6 314159"
     );
     let n = notes(
