@@ -305,7 +305,7 @@ pub(crate) fn format_into(ctx: &mut Ctx<'_>, f: &Format, out: &mut String) {
                 if !written {
                     let v = get(ctx, pv);
                     // A failed transformation prints nothing in Kamailio, not `<null>`.
-                    if !(v.is_null() && !pv.transforms.is_empty()) {
+                    if !v.is_null() || pv.transforms.is_empty() {
                         v.write_to(out);
                     }
                 }
