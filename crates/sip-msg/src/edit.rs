@@ -39,6 +39,13 @@ enum Edit {
         param: ParamText,
         name_len: usize,
     },
+    /// `name[=value]` added to the top Via before its parameter `before` (when it has
+    /// one), else before its first parameter (right after the sent-by).
+    InsertTopViaParam {
+        param: ParamText,
+        name_len: usize,
+        before: Option<&'static [u8]>,
+    },
     ReplaceBody(Vec<u8>),
 }
 
@@ -202,6 +209,24 @@ impl EditList {
         });
     }
 
+    /// Inserts a parameter into the received top Via value whether or not it has one of
+    /// that name: before the parameter `before` when the Via has it, else before the
+    /// Via's first parameter (right after the sent-by). Insertions at the same place print
+    /// in the order added. This is where Kamailio's core puts `received` / `rport` on a
+    /// forwarded request.
+    pub fn insert_top_via_param(
+        &mut self,
+        before: Option<&'static [u8]>,
+        name: &[u8],
+        value: Option<&[u8]>,
+    ) {
+        self.push(Edit::InsertTopViaParam {
+            param: ParamText::new(name, value),
+            name_len: name.len(),
+            before,
+        });
+    }
+
     /// Replaces the body; Content-Length is rewritten (added when absent).
     pub fn replace_body(&mut self, body: &[u8]) {
         self.push(Edit::ReplaceBody(body.to_vec()));
@@ -231,7 +256,9 @@ impl EditList {
                 Edit::RemoveFirstRoute => sum.remove_first_route = true,
                 Edit::SetRequestUri(u) => sum.uri = Some(u),
                 Edit::SetMaxForwards(n) => sum.max_forwards = Some(*n),
-                Edit::SetTopViaParam { .. } => sum.via_params = true,
+                Edit::SetTopViaParam { .. } | Edit::InsertTopViaParam { .. } => {
+                    sum.via_params = true
+                }
                 Edit::ReplaceBody(b) => sum.body = Some(b),
             }
         }
@@ -305,12 +332,32 @@ fn put_without_first_value(out: &mut Vec<u8>, msg: &Message, h: &Header) {
     }
 }
 
-/// The name and `name[=value]` text of a top-Via parameter edit.
-fn via_param(e: &Edit) -> Option<(&[u8], &[u8])> {
+/// How a top-Via parameter edit applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ViaPlace {
+    /// Replaces the parameter of that name (the last such edit wins), else appended.
+    Set,
+    /// Inserted before the named parameter when the Via has it, else before the first.
+    Insert(Option<&'static [u8]>),
+}
+
+/// One top-Via parameter edit: (index in the list, name, `name[=value]`, placement).
+type ViaParamEdit<'e> = (usize, &'e [u8], &'e [u8], ViaPlace);
+
+/// The top-Via parameter edit `e` is, if it is one.
+fn via_param(e: &Edit) -> Option<(&[u8], &[u8], ViaPlace)> {
     match e {
         Edit::SetTopViaParam { param, name_len } => {
             let param = param.as_bytes();
-            Some((param.get(..*name_len)?, param))
+            Some((param.get(..*name_len)?, param, ViaPlace::Set))
+        }
+        Edit::InsertTopViaParam {
+            param,
+            name_len,
+            before,
+        } => {
+            let param = param.as_bytes();
+            Some((param.get(..*name_len)?, param, ViaPlace::Insert(*before)))
         }
         _ => None,
     }
@@ -322,6 +369,20 @@ fn same_param_name(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && (a == b || a.eq_ignore_ascii_case(b))
 }
 
+/// Writes `;param` for each insertion in `edits` that `goes_here` selects, in list order.
+fn put_inserted_params(
+    out: &mut Vec<u8>,
+    edits: &[ViaParamEdit<'_>],
+    goes_here: impl Fn(Option<&'static [u8]>) -> bool,
+) {
+    for &(_, _, param, place) in edits {
+        if matches!(place, ViaPlace::Insert(before) if goes_here(before)) {
+            out.push(b';');
+            out.extend_from_slice(param);
+        }
+    }
+}
+
 /// Writes the first Via line with the top value's parameters added or replaced.
 fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: &EditList) {
     let first = CommaSplit::new(msg.slice(h.value))
@@ -331,19 +392,19 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
         out.extend_from_slice(msg.slice(h.line));
         return;
     };
-    // The parameter edits, (index in the list, name, `name[=value]`), gathered once: on the
-    // stack for up to four (a forward has two), on the heap past that.
-    let mut inline: [(usize, &[u8], &[u8]); 4] = [(0, &[], &[]); 4];
+    // The parameter edits gathered once: on the stack for up to four (a forward has two),
+    // on the heap past that.
+    let mut inline: [ViaParamEdit<'_>; 4] = [(0, &[], &[], ViaPlace::Set); 4];
     let mut count = 0;
     for (i, e) in edits.edits.iter().enumerate() {
-        if let Some((name, param)) = via_param(e) {
+        if let Some((name, param, place)) = via_param(e) {
             if let Some(slot) = inline.get_mut(count) {
-                *slot = (i, name, param);
+                *slot = (i, name, param, place);
             }
             count += 1;
         }
     }
-    let spill: Vec<(usize, &[u8], &[u8])>;
+    let spill: Vec<ViaParamEdit<'_>>;
     let param_edits = match inline.get(..count) {
         Some(list) => list,
         None => {
@@ -351,35 +412,76 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
                 .edits
                 .iter()
                 .enumerate()
-                .filter_map(|(i, e)| via_param(e).map(|(name, param)| (i, name, param)))
+                .filter_map(|(i, e)| {
+                    via_param(e).map(|(name, param, place)| (i, name, param, place))
+                })
                 .collect();
             &spill
         }
     };
     // The parameters start at the value's first `;`: neither the sent-protocol nor the
     // sent-by can hold one (the Via was checked when the message was validated).
-    let params = memchr::memchr(b';', first)
+    let params_at = memchr::memchr(b';', first);
+    let params = params_at
         .and_then(|p| first.get(p..))
         .map(Params::from_checked)
         .unwrap_or_default();
-    let mut cursor = h.line.start;
+    // Insertions without a parameter of theirs to go before go before the first one.
+    let front = params_at
+        .and_then(|p| u32::try_from(p).ok())
+        .map_or(first_span.end, |p| first_span.start + p);
+    out.extend_from_slice(msg.slice(Span {
+        start: h.line.start,
+        end: front,
+    }));
+    put_inserted_params(out, param_edits, |before| {
+        before.is_none_or(|name| !params.has(name))
+    });
+    let mut cursor = front;
     // Bit i: edit i replaced a parameter of the Via, so it is not appended.
     let mut replaced: u64 = 0;
-    for p in params.iter() {
-        // The last edit for a name wins.
-        let Some(&(index, _, param)) = param_edits
+    for (j, p) in params.iter().enumerate() {
+        let Some(name_span) = msg.span_of(p.name) else {
+            continue;
+        };
+        // Insertions before this parameter, at its first occurrence only.
+        let anchors_here = param_edits.iter().any(|&(_, _, _, place)| {
+            matches!(place, ViaPlace::Insert(Some(before)) if same_param_name(before, p.name))
+        }) && !params
+            .iter()
+            .take(j)
+            .any(|q| same_param_name(q.name, p.name));
+        if anchors_here {
+            // The parameter's `;`: only LWS lies between it and the name.
+            let semicolon = msg
+                .slice(Span {
+                    start: cursor,
+                    end: name_span.start,
+                })
+                .iter()
+                .rposition(|&b| b == b';')
+                .and_then(|k| u32::try_from(k).ok())
+                .map_or(name_span.start, |k| cursor + k);
+            out.extend_from_slice(msg.slice(Span {
+                start: cursor,
+                end: semicolon,
+            }));
+            put_inserted_params(out, param_edits, |before| {
+                before.is_some_and(|name| same_param_name(name, p.name))
+            });
+            cursor = semicolon;
+        }
+        // The last set edit for a name wins.
+        let Some(&(index, _, param, _)) = param_edits
             .iter()
             .rev()
-            .find(|(_, name, _)| same_param_name(name, p.name))
+            .find(|&&(_, name, _, place)| place == ViaPlace::Set && same_param_name(name, p.name))
         else {
             continue;
         };
         if index < 64 {
             replaced |= 1 << index;
         }
-        let Some(name_span) = msg.span_of(p.name) else {
-            continue;
-        };
         let end = p
             .value
             .and_then(|v| msg.span_of(v))
@@ -395,8 +497,12 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
         start: cursor,
         end: first_span.end,
     }));
-    // The rest are appended in list order, again the last edit for each name.
-    for (k, &(index, name, param)) in param_edits.iter().enumerate() {
+    // The set edits for names the Via lacks are appended in list order, again the last
+    // edit for each name.
+    for (k, &(index, name, param, place)) in param_edits.iter().enumerate() {
+        if place != ViaPlace::Set {
+            continue;
+        }
         let present = if index < 64 {
             replaced & (1 << index) != 0
         } else {
@@ -406,7 +512,7 @@ fn put_top_via_with_params(out: &mut Vec<u8>, msg: &Message, h: &Header, edits: 
             .get(k + 1..)
             .unwrap_or_default()
             .iter()
-            .any(|(_, later, _)| same_param_name(later, name));
+            .any(|&(_, later, _, place)| place == ViaPlace::Set && same_param_name(later, name));
         if !present && !overridden {
             out.push(b';');
             out.extend_from_slice(param);
@@ -813,6 +919,67 @@ Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport;received=10.0.0.7, "
         assert_eq!(
             m.to_bytes(&e),
             b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h:5060 ;x=1 ; rport=5070 ;branch=z\r\n\r\n"
+        );
+        Ok(())
+    }
+
+    fn via_with_inserts(via: &str, edits: &EditList) -> Result<String, Box<dyn std::error::Error>> {
+        let text = format!("OPTIONS sip:a@b SIP/2.0\r\nVia: {via}\r\n\r\n");
+        let m = Message::parse_slice(text.as_bytes())?;
+        let out = String::from_utf8(m.to_bytes(edits))?;
+        Ok(out
+            .trim_start_matches("OPTIONS sip:a@b SIP/2.0\r\nVia: ")
+            .trim_end_matches("\r\n\r\n")
+            .to_owned())
+    }
+
+    #[test]
+    fn inserted_via_params_go_right_after_the_sent_by_in_list_order() -> TestResult {
+        let mut e = EditList::new();
+        e.insert_top_via_param(None, b"rport", Some(b"5070"));
+        e.insert_top_via_param(None, b"received", Some(b"192.0.2.1"));
+        for (via, expected) in [
+            (
+                "SIP/2.0/UDP h:5060;branch=z",
+                "SIP/2.0/UDP h:5060;rport=5070;received=192.0.2.1;branch=z",
+            ),
+            (
+                "SIP/2.0/UDP h:5060 ;branch=z",
+                "SIP/2.0/UDP h:5060 ;rport=5070;received=192.0.2.1;branch=z",
+            ),
+            (
+                "SIP/2.0/UDP h",
+                "SIP/2.0/UDP h;rport=5070;received=192.0.2.1",
+            ),
+            (
+                "SIP/2.0/UDP h;branch=z, SIP/2.0/UDP g;branch=y",
+                "SIP/2.0/UDP h;rport=5070;received=192.0.2.1;branch=z, SIP/2.0/UDP g;branch=y",
+            ),
+        ] {
+            assert_eq!(via_with_inserts(via, &e)?, expected);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn inserted_via_params_go_before_their_anchor_else_first() -> TestResult {
+        let mut e = EditList::new();
+        e.insert_top_via_param(Some(b"received"), b"rport", Some(b"5070"));
+        e.set_top_via_param(b"received", Some(b"192.0.2.1"));
+        // Before the first parameter of that name (any case), its LWS kept; the set edit
+        // replaces every one.
+        assert_eq!(
+            via_with_inserts("SIP/2.0/UDP h;branch=z ; Received=1.1.1.1;received=2", &e)?,
+            "SIP/2.0/UDP h;branch=z ;rport=5070; received=192.0.2.1;received=192.0.2.1"
+        );
+        assert_eq!(
+            via_with_inserts("SIP/2.0/UDP h;received=1.1.1.1;branch=z", &e)?,
+            "SIP/2.0/UDP h;rport=5070;received=192.0.2.1;branch=z"
+        );
+        // Without the anchor: first, and the set edit appends as usual.
+        assert_eq!(
+            via_with_inserts("SIP/2.0/UDP h;branch=z", &e)?,
+            "SIP/2.0/UDP h;rport=5070;branch=z;received=192.0.2.1"
         );
         Ok(())
     }

@@ -166,10 +166,12 @@ pub struct Source {
     pub port: u16,
 }
 
-/// Adds `received` / `rport` to the received top Via (RFC 3261 §18.2.1, RFC 3581):
-/// `received` when the sent-by host is not the source IP or when `rport` is answered
-/// (RFC 3581 §4 requires both then); `rport=<port>` when the Via asks with `rport` or
-/// `force_rport()` was called.
+/// Adds `received` / `rport` to the received top Via as Kamailio's core does for a
+/// forwarded request (`build_req_buf_from_sip_req`): `received=<source IP>` when the Via
+/// already has a `received` or an `rport`, or its sent-by host is not the source IP as
+/// text; `rport=<source port>` when the Via has an `rport` or `force_rport()` was called.
+/// Each replaces the parameter of its name in place; a new `received` goes right after
+/// the sent-by, a new `rport` right before the `received` written, else after the sent-by.
 pub fn fix_top_via(msg: &Message, src: Source, force_rport: bool, edits: &mut EditList) {
     if let Ok(via) = msg.top_via() {
         fix_via(&via, src, force_rport, edits);
@@ -178,17 +180,35 @@ pub fn fix_top_via(msg: &Message, src: Source, force_rport: bool, edits: &mut Ed
 
 /// [`fix_top_via`] with the top Via already decoded.
 fn fix_via(via: &Via<'_>, src: Source, force_rport: bool, edits: &mut EditList) {
-    let same_host = match via.host {
-        Host::Ipv4(ip) => IpAddr::V4(ip) == src.ip,
-        Host::Ipv6(ip) => IpAddr::V6(ip) == src.ip,
-        Host::Name(_) => false,
+    let ip = IpText::new(src.ip);
+    // Kamailio compares the source IP as text with the sent-by (IPv6 without case, with or
+    // without brackets): `127.000.000.001` is not `127.0.0.1` to it.
+    let same_host = match src.ip {
+        IpAddr::V4(_) => via.host_raw == ip.as_bytes(),
+        IpAddr::V6(_) => {
+            let host = via
+                .host_raw
+                .strip_prefix(b"[")
+                .and_then(|h| h.strip_suffix(b"]"))
+                .unwrap_or(via.host_raw);
+            host.eq_ignore_ascii_case(ip.as_bytes())
+        }
     };
-    let rport = force_rport || via.rport().is_some();
-    if !same_host || rport {
-        edits.set_top_via_param(b"received", Some(IpText::new(src.ip).as_bytes()));
+    let has_received = via.received().is_some();
+    let has_rport = via.rport().is_some();
+    let received = has_received || has_rport || !same_host;
+    let port = Decimal::new(u64::from(src.port));
+    if has_rport {
+        edits.set_top_via_param(b"rport", Some(port.as_bytes()));
+    } else if force_rport {
+        let before: Option<&'static [u8]> = (received && has_received).then_some(b"received");
+        edits.insert_top_via_param(before, b"rport", Some(port.as_bytes()));
     }
-    if rport {
-        edits.set_top_via_param(b"rport", Some(Decimal::new(u64::from(src.port)).as_bytes()));
+    if has_received {
+        edits.set_top_via_param(b"received", Some(ip.as_bytes()));
+    } else if received {
+        // After a new rport at the same place: Kamailio prints `;rport=..;received=..`.
+        edits.insert_top_via_param(None, b"received", Some(ip.as_bytes()));
     }
 }
 
@@ -453,17 +473,144 @@ From: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n
         }
     }
 
-    #[test]
-    fn fix_top_via_adds_received_only_when_needed() -> TestResult {
-        let same = Message::parse_slice(
-            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.9:5091;branch=z9hG4bK1\r\n\r\n",
-        )?;
+    /// The top Via `via` after `fix_top_via` from 10.0.0.9:5091.
+    fn fixed_via(via: &str, force_rport: bool) -> Result<String, Box<dyn std::error::Error>> {
+        let text = format!("OPTIONS sip:a@b SIP/2.0\r\nVia: {via}\r\n\r\n");
+        let msg = Message::parse_slice(text.as_bytes())?;
         let mut edits = EditList::new();
-        fix_top_via(&same, src(), false, &mut edits);
-        assert!(edits.is_empty());
-        fix_top_via(&same, src(), true, &mut edits);
-        let text = String::from_utf8(same.to_bytes(&edits))?;
-        assert!(text.contains("branch=z9hG4bK1;received=10.0.0.9;rport=5091"));
+        fix_top_via(&msg, src(), force_rport, &mut edits);
+        let out = String::from_utf8(msg.to_bytes(&edits))?;
+        Ok(out
+            .trim_start_matches("OPTIONS sip:a@b SIP/2.0\r\nVia: ")
+            .trim_end_matches("\r\n\r\n")
+            .to_owned())
+    }
+
+    /// Every case as Kamailio 5.6.3 printed it (`force_rport(); forward();` captured on
+    /// the wire), with the source IP and port put in as 10.0.0.9:5091.
+    #[test]
+    fn fix_top_via_matches_kamailio_byte_for_byte() -> TestResult {
+        let cases: &[(&str, bool, &str)] = &[
+            // The sent-by is the source IP: nothing, or rport alone after the sent-by.
+            (
+                "SIP/2.0/UDP 10.0.0.9:5091;branch=z9hG4bK1",
+                false,
+                "SIP/2.0/UDP 10.0.0.9:5091;branch=z9hG4bK1",
+            ),
+            (
+                "SIP/2.0/UDP 10.0.0.9:5091;branch=z9hG4bK1",
+                true,
+                "SIP/2.0/UDP 10.0.0.9:5091;rport=5091;branch=z9hG4bK1",
+            ),
+            (
+                "SIP/2.0/UDP 10.0.0.9",
+                true,
+                "SIP/2.0/UDP 10.0.0.9;rport=5091",
+            ),
+            (
+                "SIP/2.0/UDP 10.0.0.9:5091 ;branch=z9hG4bK1",
+                true,
+                "SIP/2.0/UDP 10.0.0.9:5091 ;rport=5091;branch=z9hG4bK1",
+            ),
+            // An rport of the UAC (any value, any case) brings received even from the same
+            // IP; rport is filled in where it is, with or without force_rport.
+            (
+                "SIP/2.0/UDP 10.0.0.9:5091;rport;branch=z9hG4bK1",
+                false,
+                "SIP/2.0/UDP 10.0.0.9:5091;received=10.0.0.9;rport=5091;branch=z9hG4bK1",
+            ),
+            (
+                "SIP/2.0/UDP 10.0.0.9:5091;rport;branch=z9hG4bK1",
+                true,
+                "SIP/2.0/UDP 10.0.0.9:5091;received=10.0.0.9;rport=5091;branch=z9hG4bK1",
+            ),
+            (
+                "SIP/2.0/UDP 10.0.0.9:5091;branch=z9hG4bK1;rport",
+                false,
+                "SIP/2.0/UDP 10.0.0.9:5091;received=10.0.0.9;branch=z9hG4bK1;rport=5091",
+            ),
+            (
+                "SIP/2.0/UDP 10.0.0.9:5091;branch=z9hG4bK1;rport=77",
+                true,
+                "SIP/2.0/UDP 10.0.0.9:5091;received=10.0.0.9;branch=z9hG4bK1;rport=5091",
+            ),
+            (
+                "SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bK1;RPORT",
+                false,
+                "SIP/2.0/UDP 10.1.1.1:5060;received=10.0.0.9;branch=z9hG4bK1;rport=5091",
+            ),
+            // Another host (an IP, a name, or the source IP spelt otherwise): received
+            // after the sent-by, a forced rport right before it.
+            (
+                "SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bK1",
+                false,
+                "SIP/2.0/UDP 10.1.1.1:5060;received=10.0.0.9;branch=z9hG4bK1",
+            ),
+            (
+                "SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bK1",
+                true,
+                "SIP/2.0/UDP 10.1.1.1:5060;rport=5091;received=10.0.0.9;branch=z9hG4bK1",
+            ),
+            (
+                "SIP/2.0/UDP 10.1.1.1",
+                true,
+                "SIP/2.0/UDP 10.1.1.1;rport=5091;received=10.0.0.9",
+            ),
+            (
+                "SIP/2.0/UDP a.example:5060;branch=z9hG4bK1",
+                true,
+                "SIP/2.0/UDP a.example:5060;rport=5091;received=10.0.0.9;branch=z9hG4bK1",
+            ),
+            (
+                "SIP/2.0/UDP 010.000.000.009:5060;branch=z9hG4bK1",
+                true,
+                "SIP/2.0/UDP 010.000.000.009:5060;rport=5091;received=10.0.0.9;branch=z9hG4bK1",
+            ),
+            // An existing received is replaced where it is, a forced rport put before it.
+            (
+                "SIP/2.0/UDP 10.1.1.1:5060;received=10.9.9.9;branch=z9hG4bK1",
+                false,
+                "SIP/2.0/UDP 10.1.1.1:5060;received=10.0.0.9;branch=z9hG4bK1",
+            ),
+            (
+                "SIP/2.0/UDP 10.0.0.9:5091;received=10.9.9.9;branch=z9hG4bK1",
+                false,
+                "SIP/2.0/UDP 10.0.0.9:5091;received=10.0.0.9;branch=z9hG4bK1",
+            ),
+            (
+                "SIP/2.0/UDP 10.1.1.1:5060;received=10.9.9.9;branch=z9hG4bK1",
+                true,
+                "SIP/2.0/UDP 10.1.1.1:5060;rport=5091;received=10.0.0.9;branch=z9hG4bK1",
+            ),
+            (
+                "SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bK1;received=10.9.9.9",
+                true,
+                "SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bK1;rport=5091;received=10.0.0.9",
+            ),
+            (
+                "SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bK1;Received=1.1.1.1",
+                false,
+                "SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bK1;received=10.0.0.9",
+            ),
+            (
+                "SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bK1;received=10.9.9.9;rport",
+                false,
+                "SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bK1;received=10.0.0.9;rport=5091",
+            ),
+            // Only the top Via value changes.
+            (
+                "SIP/2.0/UDP 10.0.0.9:5091;branch=z9hG4bK1, SIP/2.0/UDP 10.2.2.2;branch=z9hG4bK0",
+                true,
+                "SIP/2.0/UDP 10.0.0.9:5091;rport=5091;branch=z9hG4bK1, SIP/2.0/UDP 10.2.2.2;branch=z9hG4bK0",
+            ),
+        ];
+        for &(via, force, expected) in cases {
+            assert_eq!(
+                fixed_via(via, force)?,
+                expected,
+                "{via} force_rport={force}"
+            );
+        }
         Ok(())
     }
 }
