@@ -105,7 +105,7 @@ fn stock_like_route_forwards_with_rr_via_and_decremented_max_forwards() {
     assert!(lines[2].starts_with("Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK"));
     assert_eq!(
         lines[3],
-        "Via: SIP/2.0/UDP 192.0.2.10:5091;branch=z9hG4bKuac1;rport=5091;received=192.0.2.10"
+        "Via: SIP/2.0/UDP 192.0.2.10:5091;received=192.0.2.10;branch=z9hG4bKuac1;rport=5091"
     );
     assert!(out.contains("\r\nMax-Forwards: 69\r\n"));
     assert!(!out.contains("Contact:"));

@@ -97,7 +97,10 @@ fn relayed_reply_loses_our_via_and_carries_the_onreply_route_header() {
         .filter(|l| l.starts_with("Via:"))
         .collect();
     assert_eq!(vias.len(), 1, "{}", up[0].text);
-    assert!(vias[0].starts_with("Via: SIP/2.0/UDP 192.0.2.10:5091;branch=z9hG4bKuac1"));
+    // The UAC asked for rport: received=<its IP> too (Kamailio's build_req_buf_from_sip_req).
+    assert!(vias[0].starts_with(
+        "Via: SIP/2.0/UDP 192.0.2.10:5091;received=192.0.2.10;branch=z9hG4bKuac1;rport=5091"
+    ));
     assert!(up[0].has_header("X-Onreply: 180"), "{}", up[0].text);
     assert!(w.logs().contains(&"onreply 180 180\n"), "{:?}", w.logs());
 }
