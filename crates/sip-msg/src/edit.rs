@@ -150,6 +150,17 @@ impl EditList {
         self.push(Edit::Insert { at, line });
     }
 
+    /// The line (without line end) of the header insertion recorded at `index` (the
+    /// list's [`EditList::len`] before it was added), for a module that amends its own line
+    /// later, as rr's `add_rr_param` after `record_route` does. `None` when that edit is
+    /// not a header insertion.
+    pub fn inserted_line_mut(&mut self, index: usize) -> Option<&mut Vec<u8>> {
+        match self.edits.get_mut(index) {
+            Some(Edit::Insert { line, .. }) => Some(line),
+            _ => None,
+        }
+    }
+
     /// Inserts a header line after the last header with this name as written
     /// (case-insensitive, compact forms mapped); before the body when there is none.
     pub fn insert_after_last_named(&mut self, name: &[u8], line: &[u8]) {
@@ -981,6 +992,21 @@ Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport;received=10.0.0.7, "
             via_with_inserts("SIP/2.0/UDP h;branch=z", &e)?,
             "SIP/2.0/UDP h;rport=5070;branch=z;received=192.0.2.1"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn an_inserted_line_can_be_amended_by_its_index() -> TestResult {
+        let mut e = EditList::new();
+        e.set_max_forwards(69);
+        let index = e.len();
+        e.insert_header(InsertAt::Top, b"Record-Route: <sip:p;lr>");
+        assert!(e.inserted_line_mut(0).is_none(), "not an insertion");
+        assert!(e.inserted_line_mut(9).is_none());
+        if let Some(line) = e.inserted_line_mut(index) {
+            line.splice(line.len() - 1..line.len() - 1, b";x=1".iter().copied());
+        }
+        assert!(print(&e)?.contains("\r\nRecord-Route: <sip:p;lr;x=1>\r\nVia: "));
         Ok(())
     }
 

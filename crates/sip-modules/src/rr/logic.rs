@@ -46,16 +46,39 @@ pub(crate) fn finish_record_route(
     line.push(b'>');
 }
 
-/// The Record-Route line of `record_route_preset(value)`: the value is the URI without
-/// scheme (`1.2.3.4:5090` or `host;param`), `sip:` and `;lr` are added like Kamailio.
-pub fn record_route_preset_line(value: &str, full_lr: bool) -> Vec<u8> {
-    let value = value.strip_prefix("sip:").unwrap_or(value);
-    let mut line = b"Record-Route: <sip:".to_vec();
-    line.extend_from_slice(value.as_bytes());
-    if !value.contains(";lr") {
-        line.extend_from_slice(if full_lr { b";lr=on" } else { b";lr" });
+/// Ends a preset or advertised Record-Route line after its address, as Kamailio's
+/// `record_route_preset` / `build_advertised_rr`: the From tag, `before_lr`, `;lr`,
+/// `after_lr`, `>`.
+pub(crate) fn finish_preset(
+    line: &mut Vec<u8>,
+    full_lr: bool,
+    ftag: Option<&[u8]>,
+    before_lr: &[u8],
+    after_lr: &[u8],
+) {
+    if let Some(tag) = ftag {
+        line.extend_from_slice(b";ftag=");
+        line.extend_from_slice(tag);
     }
+    line.extend_from_slice(before_lr);
+    line.extend_from_slice(if full_lr { b";lr=on" } else { b";lr" });
+    line.extend_from_slice(after_lr);
     line.push(b'>');
+}
+
+/// The Record-Route line of `record_route_preset(value)` as Kamailio 5.6.3 prints it:
+/// `sip:` + the value as given + `;ftag=<tag>` + `params` (queued by `add_rr_param`) +
+/// `;lr` — `sip:` and `;lr` are added even when the value has them.
+pub fn record_route_preset_line(
+    value: &str,
+    full_lr: bool,
+    ftag: Option<&[u8]>,
+    params: &str,
+) -> Vec<u8> {
+    let mut line = Vec::with_capacity(64 + value.len() + params.len());
+    line.extend_from_slice(RECORD_ROUTE_START);
+    line.extend_from_slice(value.as_bytes());
+    finish_preset(&mut line, full_lr, ftag, params.as_bytes(), b"");
     line
 }
 
@@ -292,8 +315,18 @@ mod tests {
             b"Record-Route: <sip:10.0.0.1:5060;lr=on;a=1;b>".to_vec()
         );
         assert_eq!(
-            record_route_preset_line("1.2.3.4:5090", false),
+            record_route_preset_line("1.2.3.4:5090", false, None, ""),
             b"Record-Route: <sip:1.2.3.4:5090;lr>".to_vec()
+        );
+        // Kamailio 5.6.3 on the wire: the tag and queued params before `;lr`, and `sip:` /
+        // `;lr` added whatever the value holds.
+        assert_eq!(
+            record_route_preset_line("127.0.0.1:5060;x=1", false, Some(b"ft123"), ";foo=bar"),
+            b"Record-Route: <sip:127.0.0.1:5060;x=1;ftag=ft123;foo=bar;lr>".to_vec()
+        );
+        assert_eq!(
+            record_route_preset_line("sip:127.0.0.1:5060;lr", false, Some(b"ft123"), ""),
+            b"Record-Route: <sip:sip:127.0.0.1:5060;lr;ftag=ft123;lr>".to_vec()
         );
     }
 }

@@ -146,125 +146,157 @@ fn config(ctx: &Ctx<'_>) -> RrConfig {
 }
 
 const PARAMS_AVP: &str = private_name!("rr", "params");
-const DONE_AVP: &str = private_name!("rr", "done");
+const LINES_AVP: &str = private_name!("rr", "lines");
 
-/// `;name=value` params queued by `add_rr_param` for this message.
+/// Params queued by `add_rr_param` for this message, as given.
 fn pending_params<'c>(ctx: &'c Ctx<'_>) -> Cow<'c, str> {
     private_get(ctx, PARAMS_AVP).map_or(Cow::Borrowed(""), Value::to_str)
 }
 
-fn already_recorded(ctx: &Ctx<'_>) -> bool {
-    private_get(ctx, DONE_AVP).is_some()
+/// Where in the edit list the Record-Route lines of the last `record_route*` call are
+/// (indices, comma-separated), so a later `add_rr_param` can amend them.
+fn recorded_lines(ctx: &Ctx<'_>) -> Option<Vec<usize>> {
+    let v = private_get(ctx, LINES_AVP)?.to_str();
+    Some(v.split(',').filter_map(|i| i.parse().ok()).collect())
 }
 
-fn mark_recorded(ctx: &mut Ctx<'_>) {
-    private_set(ctx, DONE_AVP, Value::Int(1));
+fn mark_recorded(ctx: &mut Ctx<'_>, lines: &[usize]) {
+    let list: Vec<String> = lines.iter().map(usize::to_string).collect();
+    private_set(ctx, LINES_AVP, Value::Str(list.join(",")));
 }
 
-/// The address a Record-Route carries.
-enum RrAddress<'a> {
-    /// The receiving socket's public address (written without an intermediate String).
-    Socket,
-    /// `host:port` given by the script.
-    Given(&'a str),
+/// Inserts a Record-Route line and returns its index in the edit list.
+fn insert_line(ctx: &mut Ctx<'_>, line: Vec<u8>) -> usize {
+    let index = ctx.edits.len();
+    ctx.edits.insert_header_line(InsertAt::Top, line);
+    index
 }
 
-/// Inserts our Record-Route for `address`, with the params queued by `add_rr_param` and
-/// `extra`.
-fn insert_rr(ctx: &mut Ctx<'_>, address: RrAddress<'_>, extra: &str) -> i32 {
+/// The From tag `;ftag=` carries when `append_fromtag` is on (none when empty).
+fn from_tag<'m>(ctx: &Ctx<'m>, cfg: RrConfig) -> Option<&'m [u8]> {
+    let msg = ctx.msg;
+    cfg.append_fromtag
+        .then(|| msg.from_tag())
+        .flatten()
+        .filter(|t| !t.is_empty())
+}
+
+/// Starts a Record-Route line: `Record-Route: <sip:` and, with `add_username`, the R-URI
+/// user and `@`.
+fn start_line(ctx: &Ctx<'_>, cfg: RrConfig, capacity: usize) -> Vec<u8> {
+    let mut line = Vec::with_capacity(96 + capacity);
+    line.extend_from_slice(logic::RECORD_ROUTE_START);
+    if cfg.add_username {
+        let ruri = ctx.ruri();
+        if let Some(u) = Uri::parse(ruri.as_bytes()).ok().and_then(|u| u.user) {
+            // As text, like the R-URI user it came from (invalid UTF-8 replaced).
+            line.extend_from_slice(String::from_utf8_lossy(u).as_bytes());
+            line.push(b'@');
+        }
+    }
+    line
+}
+
+/// `record_route([params])`: `<sip:HOST:PORT;lr[;ftag=..]<params><add_rr_param params>>`,
+/// as Kamailio's `build_rr`; the queued params are used up.
+fn w_record_route(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
     if !ctx.is_request() {
         return -1;
     }
-    let cfg = config(ctx);
-    let msg = ctx.msg;
-    let ftag = if cfg.append_fromtag {
-        msg.from_tag()
-    } else {
-        None
+    let extra = match args.first() {
+        Some(a) => ctx.arg_str(a).into_owned(),
+        None => String::new(),
     };
-    let ruri = cfg.add_username.then(|| ctx.ruri());
-    let ruri_parsed = ruri.as_ref().and_then(|r| Uri::parse(r.as_bytes()).ok());
-    let user = ruri_parsed.as_ref().and_then(|u| u.user);
-    let pending = pending_params(ctx);
-    let mut line = Vec::with_capacity(96 + pending.len() + extra.len());
-    line.extend_from_slice(logic::RECORD_ROUTE_START);
-    if let Some(u) = user {
-        // As text, like the R-URI user it came from (invalid UTF-8 replaced).
-        line.extend_from_slice(String::from_utf8_lossy(u).as_bytes());
-        line.push(b'@');
-    }
-    match address {
-        RrAddress::Socket => put_public_host_port(&mut line, &ctx.src.local),
-        RrAddress::Given(host_port) => line.extend_from_slice(host_port.as_bytes()),
-    }
+    let cfg = config(ctx);
+    let ftag = from_tag(ctx, cfg);
+    let pending = pending_params(ctx).into_owned();
+    let mut line = start_line(ctx, cfg, pending.len() + extra.len());
+    put_public_host_port(&mut line, &ctx.src.local);
     logic::finish_record_route(
         &mut line,
         cfg.full_lr,
         ftag,
-        &[pending.as_bytes(), extra.as_bytes()],
+        &[extra.as_bytes(), pending.as_bytes()],
     );
-    ctx.edits.insert_header_line(InsertAt::Top, line);
-    mark_recorded(ctx);
+    let index = insert_line(ctx, line);
+    mark_recorded(ctx, &[index]);
+    private_set(ctx, PARAMS_AVP, Value::Str(String::new()));
     1
 }
 
-/// `record_route([params])`.
-fn w_record_route(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
-    let extra = match args.first() {
-        Some(a) => ctx.arg_str(a),
-        None => Cow::Borrowed(""),
-    };
-    insert_rr(ctx, RrAddress::Socket, &extra)
-}
-
-/// `record_route_advertised_address(host:port)`.
+/// `record_route_advertised_address(host:port)`: `<sip:HOSTPORT[;ftag=..];lr<params>>`,
+/// as Kamailio's `build_advertised_rr` (tag before `;lr` there).
 fn w_record_route_advertised(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
     let Some(a) = args.first() else { return -1 };
-    let hp = ctx.arg_str(a);
-    insert_rr(ctx, RrAddress::Given(hp.trim()), "")
+    if !ctx.is_request() {
+        return -1;
+    }
+    let host_port = ctx.arg_str(a).trim().to_string();
+    let cfg = config(ctx);
+    let ftag = from_tag(ctx, cfg);
+    let pending = pending_params(ctx).into_owned();
+    let mut line = start_line(ctx, cfg, host_port.len() + pending.len());
+    line.extend_from_slice(host_port.as_bytes());
+    logic::finish_preset(&mut line, cfg.full_lr, ftag, b"", pending.as_bytes());
+    let index = insert_line(ctx, line);
+    mark_recorded(ctx, &[index]);
+    1
 }
 
-/// `record_route_preset(value[, value2])`: the values are used as given (`sip:` and `;lr`
-/// added when missing); with two, both lines are inserted (outbound side on top).
+/// `record_route_preset(value[, value2])`: per value `<sip:VALUE[;ftag=..]<params>;lr>`
+/// exactly as Kamailio 5.6.3 prints it (`sip:` and `;lr` always added, the value used as
+/// given); with two, both lines are inserted (outbound side on top).
 fn w_record_route_preset(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
     if !ctx.is_request() {
         return -1;
     }
-    let full_lr = config(ctx).full_lr;
-    let mut values = Vec::new();
+    let cfg = config(ctx);
+    let ftag = from_tag(ctx, cfg);
+    let pending = pending_params(ctx).into_owned();
+    let mut lines = Vec::with_capacity(args.len());
     for a in args {
-        values.push(ctx.arg_str(a).trim().to_string());
+        let value = ctx.arg_str(a).trim().to_string();
+        let mut line = start_line(ctx, cfg, value.len() + pending.len());
+        line.extend_from_slice(value.as_bytes());
+        logic::finish_preset(&mut line, cfg.full_lr, ftag, pending.as_bytes(), b"");
+        // Top inserts print in the order added: the first value ends up first.
+        lines.push(insert_line(ctx, line));
     }
-    // Top inserts print in the order added: the first value ends up first.
-    for v in &values {
-        let line = logic::record_route_preset_line(v, full_lr);
-        insert_record_route(&mut ctx.edits, &line);
-    }
-    mark_recorded(ctx);
+    mark_recorded(ctx, &lines);
     1
 }
 
-/// `add_rr_param(";name=value")`: before `record_route` it becomes part of our
-/// Record-Route. The edit list cannot change a line already inserted, so after
-/// `record_route` it fails with an error (Kamailio accepts both orders).
+/// `add_rr_param(param)`: the text as given (Kamailio adds no `;`). Before a
+/// `record_route*` it is queued for the Record-Route to come; after one it goes at the
+/// end of the Record-Route line(s) that call inserted, before the `>`.
 fn w_add_rr_param(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
     let Some(a) = args.first() else { return -1 };
-    let p = ctx.arg_str(a).trim().to_string();
-    if already_recorded(ctx) {
+    let p = ctx.arg_str(a).into_owned();
+    let Some(lines) = recorded_lines(ctx) else {
+        let all = format!("{}{p}", pending_params(ctx));
+        private_set(ctx, PARAMS_AVP, Value::Str(all));
+        return 1;
+    };
+    let mut amended = false;
+    for index in lines {
+        if let Some(line) = ctx.edits.inserted_line_mut(index) {
+            if line.starts_with(logic::RECORD_ROUTE_START) && line.ends_with(b">") {
+                let at = line.len() - 1;
+                line.splice(at..at, p.bytes());
+                amended = true;
+            }
+        }
+    }
+    if !amended {
+        // The Record-Route was printed into the stored request earlier (a branch created
+        // from failure_route): siplab cannot change it any more.
         ctx.log(
             LogLevel::Err,
             "rr",
-            "add_rr_param after record_route is not supported by siplab; call it before",
+            "add_rr_param: the Record-Route added earlier is no longer editable here",
         );
         return -1;
     }
-    let p = if p.starts_with(';') {
-        p
-    } else {
-        format!(";{p}")
-    };
-    let all = format!("{}{p}", pending_params(ctx));
-    private_set(ctx, PARAMS_AVP, Value::Str(all));
     1
 }
 

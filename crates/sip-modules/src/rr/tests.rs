@@ -46,13 +46,13 @@ fn record_route_uses_advertised_address() {
         assert_eq!(w_record_route(ctx, &[]), 1);
         assert_eq!(
             w_add_rr_param(ctx, &[fmt(";late=1")]),
-            -1,
+            1,
             "after record_route"
         );
         printed(ctx)
     });
     assert!(
-        out.contains("Record-Route: <sip:203.0.113.1:5080;lr;nat=yes>\r\n"),
+        out.contains("Record-Route: <sip:203.0.113.1:5080;lr;nat=yes;late=1>\r\n"),
         "{out}"
     );
 }
@@ -140,4 +140,148 @@ fn route_uri_pv() {
     let (mut rt, mut host) = (runtime(0), TestHost::new());
     let v = with_ctx(&mut rt, &mut host, &msg, |ctx| pv_route_uri(ctx, None));
     assert_eq!(v, Value::str("sip:10.5.5.5;lr"));
+}
+
+/// The Record-Route lines `script` inserts into [`INVITE`] (From tag `from1`), default
+/// module settings (append_fromtag on).
+fn rr_lines(script: impl FnOnce(&mut Ctx<'_>)) -> Vec<String> {
+    let msg = parse(INVITE);
+    let (mut rt, mut host) = (runtime(0), TestHost::new());
+    let out = with_ctx(&mut rt, &mut host, &msg, |ctx| {
+        script(ctx);
+        printed(ctx)
+    });
+    out.lines()
+        .filter(|l| l.starts_with("Record-Route:") && !l.contains("proxy0.example.org"))
+        .map(str::to_owned)
+        .collect()
+}
+
+fn call(ctx: &mut Ctx<'_>, f: fn(&mut Ctx<'_>, &[Arg]) -> i32, args: &[&str]) {
+    let args: Vec<Arg> = args.iter().map(|a| fmt(a)).collect();
+    assert_eq!(f(ctx, &args), 1);
+}
+
+/// Each case as Kamailio 5.6.3 put it on the wire (rr with default settings; the listen
+/// address there was 127.0.0.1:15060, here 127.0.0.1:5060).
+#[test]
+fn record_route_variants_and_add_rr_param_match_kamailio() {
+    let preset = w_record_route_preset as fn(&mut Ctx<'_>, &[Arg]) -> i32;
+    let param = w_add_rr_param as fn(&mut Ctx<'_>, &[Arg]) -> i32;
+    let rr = w_record_route as fn(&mut Ctx<'_>, &[Arg]) -> i32;
+    let adv = w_record_route_advertised as fn(&mut Ctx<'_>, &[Arg]) -> i32;
+    type Step<'a> = (fn(&mut Ctx<'_>, &[Arg]) -> i32, &'a [&'a str]);
+    let cases: &[(&[Step<'_>], &[&str])] = &[
+        (
+            &[(preset, &["127.0.0.1:5060;x=1"])],
+            &["Record-Route: <sip:127.0.0.1:5060;x=1;ftag=from1;lr>"],
+        ),
+        (
+            &[(preset, &["127.0.0.1:5060;x=1"]), (param, &[";foo=bar"])],
+            &["Record-Route: <sip:127.0.0.1:5060;x=1;ftag=from1;lr;foo=bar>"],
+        ),
+        (
+            &[(param, &[";foo=bar"]), (preset, &["127.0.0.1:5060;x=1"])],
+            &["Record-Route: <sip:127.0.0.1:5060;x=1;ftag=from1;foo=bar;lr>"],
+        ),
+        (
+            &[
+                (param, &[";a=1"]),
+                (preset, &["127.0.0.1:5060"]),
+                (param, &[";b=2"]),
+            ],
+            &["Record-Route: <sip:127.0.0.1:5060;ftag=from1;a=1;lr;b=2>"],
+        ),
+        (
+            &[
+                (preset, &["127.0.0.1:5060;x=1", "127.0.0.1:5061"]),
+                (param, &[";foo=bar"]),
+            ],
+            &[
+                "Record-Route: <sip:127.0.0.1:5060;x=1;ftag=from1;lr;foo=bar>",
+                "Record-Route: <sip:127.0.0.1:5061;ftag=from1;lr;foo=bar>",
+            ],
+        ),
+        (
+            &[
+                (param, &[";foo=bar"]),
+                (preset, &["127.0.0.1:5060;x=1", "127.0.0.1:5061"]),
+            ],
+            &[
+                "Record-Route: <sip:127.0.0.1:5060;x=1;ftag=from1;foo=bar;lr>",
+                "Record-Route: <sip:127.0.0.1:5061;ftag=from1;foo=bar;lr>",
+            ],
+        ),
+        (
+            &[(preset, &["sip:127.0.0.1:5060;lr"])],
+            &["Record-Route: <sip:sip:127.0.0.1:5060;lr;ftag=from1;lr>"],
+        ),
+        (
+            &[(rr, &[]), (param, &[";foo=bar"]), (param, &[";baz"])],
+            &["Record-Route: <sip:127.0.0.1:5060;lr;ftag=from1;foo=bar;baz>"],
+        ),
+        (
+            &[(param, &[";foo=bar"]), (rr, &[])],
+            &["Record-Route: <sip:127.0.0.1:5060;lr;ftag=from1;foo=bar>"],
+        ),
+        (
+            &[(param, &[";foo=bar"]), (rr, &[";a=b"])],
+            &["Record-Route: <sip:127.0.0.1:5060;lr;ftag=from1;a=b;foo=bar>"],
+        ),
+        (
+            &[(rr, &[";a=b"]), (param, &[";foo=bar"])],
+            &["Record-Route: <sip:127.0.0.1:5060;lr;ftag=from1;a=b;foo=bar>"],
+        ),
+        // Kamailio adds no `;` to either.
+        (
+            &[(rr, &["a=b"])],
+            &["Record-Route: <sip:127.0.0.1:5060;lr;ftag=from1a=b>"],
+        ),
+        (
+            &[(rr, &[]), (param, &["foo=bar"])],
+            &["Record-Route: <sip:127.0.0.1:5060;lr;ftag=from1foo=bar>"],
+        ),
+        (
+            &[(param, &["foo=bar"]), (rr, &[])],
+            &["Record-Route: <sip:127.0.0.1:5060;lr;ftag=from1foo=bar>"],
+        ),
+        (
+            &[(adv, &["1.2.3.4:5080"]), (param, &[";foo=bar"])],
+            &["Record-Route: <sip:1.2.3.4:5080;ftag=from1;lr;foo=bar>"],
+        ),
+        (
+            &[(param, &[";foo=bar"]), (adv, &["1.2.3.4:5080"])],
+            &["Record-Route: <sip:1.2.3.4:5080;ftag=from1;lr;foo=bar>"],
+        ),
+    ];
+    for (steps, expected) in cases {
+        let lines = rr_lines(|ctx| {
+            for (f, args) in *steps {
+                call(ctx, *f, args);
+            }
+        });
+        assert_eq!(lines, *expected);
+    }
+}
+
+/// A Record-Route no longer in the edit list (printed into a stored request) cannot be
+/// amended: add_rr_param says so instead of dropping the parameter silently.
+#[test]
+fn add_rr_param_without_an_editable_record_route_is_an_error() {
+    let msg = parse(INVITE);
+    let (mut rt, mut host) = (runtime(0), TestHost::new());
+    let rc = with_ctx(&mut rt, &mut host, &msg, |ctx| {
+        assert_eq!(w_record_route(ctx, &[]), 1);
+        ctx.edits.clear();
+        w_add_rr_param(ctx, &[fmt(";nat=yes")])
+    });
+    assert_eq!(rc, -1);
+    assert!(
+        host.log_texts()
+            .iter()
+            .any(|l| l
+                .contains("add_rr_param: the Record-Route added earlier is no longer editable")),
+        "{:?}",
+        host.log_texts()
+    );
 }
