@@ -20,6 +20,8 @@ pub enum InsertAt {
 enum Position {
     Top,
     AfterLast(NameKey),
+    /// Before the first header with this name (at the top when there is none).
+    BeforeFirst(NameKey),
     BeforeBody,
 }
 
@@ -103,6 +105,7 @@ struct Summary<'e> {
     via_params: bool,
     any_remove: bool,
     any_after_last: bool,
+    any_before_first: bool,
 }
 
 /// Changes to print a message with. Edits at the same place print in the order added.
@@ -166,6 +169,15 @@ impl EditList {
     pub fn insert_after_last_named(&mut self, name: &[u8], line: &[u8]) {
         self.push(Edit::Insert {
             at: Position::AfterLast(NameKey::new(name)),
+            line: line.to_vec(),
+        });
+    }
+
+    /// Inserts a header line before the first header with this name (long or compact form,
+    /// any case), or at the top when there is none (textops `insert_hf(txt, hdr)`).
+    pub fn insert_before_first_named(&mut self, name: &[u8], line: &[u8]) {
+        self.push(Edit::Insert {
+            at: Position::BeforeFirst(NameKey::new(name)),
             line: line.to_vec(),
         });
     }
@@ -260,6 +272,7 @@ impl EditList {
                 Edit::Insert { at, .. } => match at {
                     Position::Top => {}
                     Position::AfterLast(_) => sum.any_after_last = true,
+                    Position::BeforeFirst(_) => sum.any_before_first = true,
                     Position::BeforeBody => {}
                 },
                 Edit::Remove(_) => sum.any_remove = true,
@@ -588,6 +601,25 @@ pub(crate) fn write_message(
     for line in edits.inserts_at(&Position::Top) {
         put_line(out, line);
     }
+    let headers: &[Header] = msg.headers().as_slice();
+    let any_before_first = sum.any_before_first;
+    if any_before_first {
+        // Named headers the message does not have: these lines go to the top.
+        for e in &edits.edits {
+            if let Edit::Insert {
+                at: Position::BeforeFirst(key),
+                line,
+            } = e
+            {
+                if !headers
+                    .iter()
+                    .any(|h| key.matches(h.name, msg.slice(h.name_span)))
+                {
+                    put_line(out, line);
+                }
+            }
+        }
+    }
     put_top(out);
     let max_forwards = sum.max_forwards;
     let new_body = sum.body;
@@ -599,8 +631,26 @@ pub(crate) fn write_message(
     let any_after_last = sum.any_after_last;
     // Unchanged header lines are contiguous in the buffer: copy each run at once.
     let mut run = CopyRun::default();
-    let headers: &[Header] = msg.headers().as_slice();
     for (i, h) in headers.iter().enumerate() {
+        if any_before_first {
+            for e in &edits.edits {
+                if let Edit::Insert {
+                    at: Position::BeforeFirst(key),
+                    line,
+                } = e
+                {
+                    let is_first = key.matches(h.name, msg.slice(h.name_span))
+                        && !headers
+                            .iter()
+                            .take(i)
+                            .any(|earlier| key.matches(earlier.name, msg.slice(earlier.name_span)));
+                    if is_first {
+                        run.flush(out, msg);
+                        put_line(out, line);
+                    }
+                }
+            }
+        }
         if !(any_remove && edits.removes(msg, h)) {
             match h.name {
                 HeaderName::Via if !seen_via => {
@@ -867,6 +917,31 @@ Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1;rport;received=10.0.0.7, "
         assert!(out.contains(
             "x-a: 2\r\nX-A: 3\r\nContent-Length: 4\r\nContact: <sip:x@y>\r\nX-B: 1\r\n\r\nabcd"
         ));
+        Ok(())
+    }
+
+    #[test]
+    fn insert_before_first_named_goes_before_the_first_or_to_the_top() -> TestResult {
+        let mut e = EditList::new();
+        // Any case, before the first of several; compact `f` names From.
+        e.insert_before_first_named(b"x-A", b"X-N: 1");
+        e.insert_before_first_named(b"f", b"X-F: 1");
+        e.insert_before_first_named(b"Subject", b"X-S: 1");
+        e.insert_header(InsertAt::Top, b"X-T: 1");
+        e.remove_header(b"CSeq");
+        e.insert_before_first_named(b"CSeq", b"X-C: 1");
+        let out = print(&e)?;
+        assert!(
+            out.starts_with("INVITE sip:bob@example.com SIP/2.0\r\nX-T: 1\r\nX-S: 1\r\nVia:"),
+            "{out}"
+        );
+        assert!(out.contains("Max-Forwards: 70\r\nX-F: 1\r\nFrom:"), "{out}");
+        // Before a removed header is still where it stood.
+        assert!(
+            out.contains("Call-ID: c1\r\nX-C: 1\r\nX-N: 1\r\nX-A: 1\r\nx-a: 2\r\n"),
+            "{out}"
+        );
+        assert_eq!(out.matches("X-N: 1").count(), 1);
         Ok(())
     }
 

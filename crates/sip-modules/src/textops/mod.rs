@@ -12,7 +12,7 @@ use crate::util::header_line;
 
 const ANY: RouteKinds = RouteKinds::ANY;
 
-static FUNCTIONS: [FunctionExport; 11] = [
+static FUNCTIONS: [FunctionExport; 12] = [
     FunctionExport {
         name: "is_method",
         args: &[ArgKind::Str],
@@ -40,6 +40,13 @@ static FUNCTIONS: [FunctionExport; 11] = [
         fixup: None,
         routes: ANY,
         handler: w_insert_hf,
+    },
+    FunctionExport {
+        name: "insert_hf",
+        args: &[ArgKind::Format, ArgKind::Str],
+        fixup: None,
+        routes: ANY,
+        handler: w_insert_hf_before,
     },
     FunctionExport {
         name: "remove_hf",
@@ -238,6 +245,19 @@ fn w_insert_hf(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
     let text = ctx.arg_str(a).into_owned();
     ctx.edits
         .insert_header(InsertAt::Top, header_line(&text).as_bytes());
+    1
+}
+
+/// `insert_hf(txt, hdr)`: before the first `hdr` header (long or compact form, any case);
+/// at the top when the message has none, as Kamailio 5.6.3 does (still true).
+fn w_insert_hf_before(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
+    let (Some(a), Some(n)) = (args.first(), args.get(1)) else {
+        return -1;
+    };
+    let text = ctx.arg_str(a).into_owned();
+    let name = ctx.arg_str(n).into_owned();
+    ctx.edits
+        .insert_before_first_named(name.trim().as_bytes(), header_line(&text).as_bytes());
     1
 }
 

@@ -119,13 +119,23 @@ fn append_and_insert_hf() {
             w_append_hf_after(ctx, &[fmt("X-After-Cseq: 2\r\n"), s("CSeq")]),
             1
         );
+        assert_eq!(
+            w_insert_hf_before(ctx, &[fmt("X-Before-Cseq: 3\r\n"), s("cseq")]),
+            1
+        );
+        assert_eq!(
+            w_insert_hf_before(ctx, &[fmt("X-No-Subject: 4\r\n"), s("Subject")]),
+            1
+        );
         String::from_utf8_lossy(&ctx.msg.to_bytes(&ctx.edits)).into_owned()
     });
+    assert!(out.contains("X-Before-Cseq: 3\r\nCSeq: 1 INVITE\r\nX-After-Cseq: 2\r\n"));
     assert!(
-        out.starts_with("INVITE sip:bob@example.com SIP/2.0\r\nX-Top: t\r\nVia:"),
+        out.starts_with(
+            "INVITE sip:bob@example.com SIP/2.0\r\nX-Top: t\r\nX-No-Subject: 4\r\nVia:"
+        ),
         "{out}"
     );
-    assert!(out.contains("CSeq: 1 INVITE\r\nX-After-Cseq: 2\r\n"));
     assert!(
         out.contains("Content-Length: 4\r\nX-Req: 1\r\n\r\nv=0\n"),
         "{out}"
