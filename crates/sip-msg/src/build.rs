@@ -74,11 +74,13 @@ pub fn build_reply(req: &Message, code: u16, reason: &[u8], opts: &ReplyOpts<'_>
     if opts.record_route {
         copy_headers(&mut out, req, HeaderName::RecordRoute);
     }
-    if let Some(server) = opts.server {
-        put_line(&mut out, &[b"Server: ", server]);
-    }
+    // Headers the script added (append_to_reply, sanity's Unsupported) come before
+    // Server, as Kamailio prints its reply lumps before the server signature.
     for extra in opts.extra_headers {
         put_line(&mut out, &[extra]);
+    }
+    if let Some(server) = opts.server {
+        put_line(&mut out, &[b"Server: ", server]);
     }
     out.extend_from_slice(b"Content-Length: 0\r\n\r\n");
     out
@@ -263,6 +265,12 @@ v=0";
         assert_eq!(r.record_routes().count(), 1);
         assert_eq!(r.header_value(HeaderName::Server), Some(&b"siplab"[..]));
         assert_eq!(r.content_length(), Some(0));
+        // Kamailio's order: added headers, then Server, then Content-Length.
+        let text = String::from_utf8_lossy(r.as_bytes()).into_owned();
+        assert!(
+            text.ends_with("X-E: 1\r\nServer: siplab\r\nContent-Length: 0\r\n\r\n"),
+            "{text}"
+        );
         r.validate()?;
         let trying = Message::parse(build_reply(&req, 100, b"Trying", &opts))?;
         assert_eq!(trying.to()?.tag(), None);
