@@ -153,16 +153,30 @@ fn pending_params<'c>(ctx: &'c Ctx<'_>) -> Cow<'c, str> {
     private_get(ctx, PARAMS_AVP).map_or(Cow::Borrowed(""), Value::to_str)
 }
 
-/// Where in the edit list the Record-Route lines of the last `record_route*` call are
-/// (indices, comma-separated), so a later `add_rr_param` can amend them.
+/// Where in the edit list the Record-Route lines of the last `record_route*` call are, so
+/// a later `add_rr_param` can amend them: one index as an int (the usual case, no
+/// allocation per request), several comma-separated.
 fn recorded_lines(ctx: &Ctx<'_>) -> Option<Vec<usize>> {
-    let v = private_get(ctx, LINES_AVP)?.to_str();
-    Some(v.split(',').filter_map(|i| i.parse().ok()).collect())
+    match private_get(ctx, LINES_AVP)? {
+        Value::Int(i) => Some(usize::try_from(*i).ok().into_iter().collect()),
+        v => Some(
+            v.to_str()
+                .split(',')
+                .filter_map(|i| i.parse().ok())
+                .collect(),
+        ),
+    }
 }
 
 fn mark_recorded(ctx: &mut Ctx<'_>, lines: &[usize]) {
-    let list: Vec<String> = lines.iter().map(usize::to_string).collect();
-    private_set(ctx, LINES_AVP, Value::Str(list.join(",")));
+    let value = match lines {
+        [one] => Value::Int(i64::try_from(*one).unwrap_or(i64::MAX)),
+        _ => {
+            let list: Vec<String> = lines.iter().map(usize::to_string).collect();
+            Value::Str(list.join(","))
+        }
+    };
+    private_set(ctx, LINES_AVP, value);
 }
 
 /// Inserts a Record-Route line and returns its index in the edit list.
@@ -220,7 +234,9 @@ fn w_record_route(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
     );
     let index = insert_line(ctx, line);
     mark_recorded(ctx, &[index]);
-    private_set(ctx, PARAMS_AVP, Value::Str(String::new()));
+    if !pending.is_empty() {
+        private_set(ctx, PARAMS_AVP, Value::Str(String::new()));
+    }
     1
 }
 
