@@ -47,7 +47,9 @@ use ValueKind::*;
 
 /// Core parameters known to Kamailio 5.6 (cfg.lex) that a UDP proxy config may contain, plus
 /// `udp_workers` (OpenSIPS), `log_level` (OpenSIPS), `dialect`, `worker_exit` and `timer_hz`
-/// (siplab).
+/// (siplab). Every other name was checked against `kamailio -c` 5.6.3: names it calls an
+/// "unknown config variable" (e.g. `use_dst_blacklist`, `statistics`) are not listed, so they
+/// fail here as they do there.
 pub static CORE_PARAMS: &[CoreParamDef] = &[
     used("children", Int),
     used("udp_workers", Int),
@@ -81,7 +83,6 @@ pub static CORE_PARAMS: &[CoreParamDef] = &[
     ignored("corelog", Any),
     ignored("log_prefix_mode", Any),
     ignored("log_color", Any),
-    ignored("log_cee", Any),
     ignored("log_engine_type", Any),
     ignored("log_engine_data", Any),
     ignored("dns", Bool),
@@ -107,8 +108,6 @@ pub static CORE_PARAMS: &[CoreParamDef] = &[
     ignored("dns_naptr_ignore_rfc", Any),
     ignored("dst_blocklist_init", Any),
     ignored("use_dst_blocklist", Any),
-    ignored("dst_blacklist_init", Any),
-    ignored("use_dst_blacklist", Any),
     ignored("mhomed", Any),
     ignored("phone2tel", Any),
     ignored("advertised_address", Any),
@@ -142,7 +141,6 @@ pub static CORE_PARAMS: &[CoreParamDef] = &[
     ignored("server_id", Any),
     ignored("reply_to_via", Any),
     ignored("check_via", Any),
-    ignored("syn_branch", Any),
     ignored("tcp_children", Any),
     ignored("tcp_connection_lifetime", Any),
     ignored("tcp_max_connections", Any),
@@ -191,7 +189,6 @@ pub static CORE_PARAMS: &[CoreParamDef] = &[
     ignored("sip_parser_mode", Any),
     ignored("xavp_via_params", Any),
     ignored("xavp_via_fields", Any),
-    ignored("udp_receiver_mode", Any),
     ignored("udp4_raw", Any),
     ignored("udp4_raw_mtu", Any),
     ignored("udp4_raw_ttl", Any),
@@ -200,16 +197,8 @@ pub static CORE_PARAMS: &[CoreParamDef] = &[
     ignored("verbose_startup", Any),
     ignored("pv_cache_limit", Any),
     ignored("pv_cache_action", Any),
-    ignored("stun_refresh_interval", Any),
-    ignored("stun_allow_stun", Any),
-    ignored("stun_allow_fp", Any),
-    ignored("statistics", Any),
     ignored("shm_mem_size", Any),
-    ignored("pkg_mem_size", Any),
-    ignored("return_code_mode", Any),
     ignored("force_rport", Any),
-    ignored("add_local_rport", Any),
-    ignored("force_listen_udp", Any),
 ];
 
 pub fn lookup(name: &str) -> Option<&'static CoreParamDef> {
@@ -304,6 +293,39 @@ impl Default for CoreParams {
     }
 }
 
+/// The facility names Kamailio's `str2facility()` knows, with their syslog(3) codes
+/// (the facility number, i.e. `LOG_LOCAL0 >> 3` is 16).
+pub const SYSLOG_FACILITIES: &[(&str, u8)] = &[
+    ("LOG_KERN", 0),
+    ("LOG_USER", 1),
+    ("LOG_MAIL", 2),
+    ("LOG_DAEMON", 3),
+    ("LOG_AUTH", 4),
+    ("LOG_SYSLOG", 5),
+    ("LOG_LPR", 6),
+    ("LOG_NEWS", 7),
+    ("LOG_UUCP", 8),
+    ("LOG_CRON", 9),
+    ("LOG_AUTHPRIV", 10),
+    ("LOG_FTP", 11),
+    ("LOG_LOCAL0", 16),
+    ("LOG_LOCAL1", 17),
+    ("LOG_LOCAL2", 18),
+    ("LOG_LOCAL3", 19),
+    ("LOG_LOCAL4", 20),
+    ("LOG_LOCAL5", 21),
+    ("LOG_LOCAL6", 22),
+    ("LOG_LOCAL7", 23),
+];
+
+/// The syslog facility number of a `log_facility` name; case-insensitive, as in Kamailio.
+pub fn facility_code(name: &str) -> Option<u8> {
+    SYSLOG_FACILITIES
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, c)| *c)
+}
+
 fn bad(span: Span, name: &str, want: &str) -> Diagnostic {
     Diagnostic::error(span, format!("bad value for `{name}`: expected {want}"))
 }
@@ -356,11 +378,25 @@ impl CoreParams {
                 self.log_stderror = as_bool(value).ok_or_else(|| bad(span, name, "yes or no"))?
             }
             "log_facility" => {
-                let f = as_text(value).ok_or_else(|| bad(span, name, "a facility name"))?;
-                if !f.starts_with("LOG_") {
-                    return Err(bad(span, name, "a facility such as LOG_LOCAL0"));
-                }
-                self.log_facility = f;
+                // Kamailio takes a bare word only (a quoted one is "ID expected").
+                let ParamValue::Word(f) = value else {
+                    return Err(bad(span, name, "an unquoted facility such as LOG_LOCAL0"));
+                };
+                let Some(code) = facility_code(f) else {
+                    return Err(Diagnostic::error(
+                        span,
+                        format!(
+                            "bad facility `{f}` for `log_facility` (see syslog(3)): expected \
+                             LOG_DAEMON, LOG_LOCAL0..LOG_LOCAL7, LOG_USER, LOG_AUTH, \
+                             LOG_AUTHPRIV, LOG_CRON, LOG_FTP, LOG_KERN, LOG_LPR, LOG_MAIL, \
+                             LOG_NEWS, LOG_SYSLOG or LOG_UUCP"
+                        ),
+                    ));
+                };
+                self.log_facility = SYSLOG_FACILITIES
+                    .iter()
+                    .find(|(_, c)| *c == code)
+                    .map_or_else(|| f.to_ascii_uppercase(), |(n, _)| (*n).to_string());
             }
             "log_prefix" => {
                 self.log_prefix = Some(as_text(value).ok_or_else(|| bad(span, name, "a string"))?)
@@ -460,6 +496,38 @@ mod tests {
     }
 
     #[test]
+    fn names_kamailio_5_6_rejects_are_unknown() {
+        // Each gives "unknown config variable" under `kamailio -c` 5.6.3.
+        for name in [
+            "add_local_rport",
+            "statistics",
+            "return_code_mode",
+            "pkg_mem_size",
+            "force_listen_udp",
+            "udp_receiver_mode",
+            "dst_blacklist_init",
+            "use_dst_blacklist",
+            "stun_refresh_interval",
+            "stun_allow_stun",
+            "stun_allow_fp",
+            "log_cee",
+            "syn_branch",
+        ] {
+            assert!(lookup(name).is_none(), "`{name}` must be unknown");
+        }
+        // Kamailio's current names and the deliberate OpenSIPS/siplab ones stay.
+        for name in [
+            "use_dst_blocklist",
+            "dst_blocklist_init",
+            "udp_workers",
+            "log_level",
+            "dialect",
+        ] {
+            assert!(lookup(name).is_some(), "`{name}` must be known");
+        }
+    }
+
+    #[test]
     fn apply_checks_ranges() {
         let mut c = CoreParams::default();
         let s = Span::default();
@@ -484,6 +552,34 @@ mod tests {
         assert_eq!(c.worker_exit, WorkerExit::Shutdown);
         assert!(
             c.apply("log_facility", &ParamValue::Word("LOCAL0".into()), s)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn log_facility_takes_only_syslog_names() {
+        let mut c = CoreParams::default();
+        let s = Span::default();
+        for (name, canon) in [
+            ("LOG_DAEMON", "LOG_DAEMON"),
+            ("LOG_LOCAL7", "LOG_LOCAL7"),
+            ("log_local0", "LOG_LOCAL0"),
+            ("LOG_AUTHPRIV", "LOG_AUTHPRIV"),
+        ] {
+            c.apply("log_facility", &ParamValue::Word(name.into()), s)
+                .unwrap();
+            assert_eq!(c.log_facility, canon);
+        }
+        assert_eq!(facility_code("LOG_LOCAL0"), Some(16));
+        for bad_name in ["LOG_FOO", "LOG_LOCAL8", "LOG_"] {
+            let e = c
+                .apply("log_facility", &ParamValue::Word(bad_name.into()), s)
+                .unwrap_err();
+            assert!(e.message.contains("bad facility"), "{}", e.message);
+        }
+        // Kamailio: "ID expected" for a quoted facility.
+        assert!(
+            c.apply("log_facility", &ParamValue::Str("LOG_LOCAL0".into()), s)
                 .is_err()
         );
     }
