@@ -267,11 +267,23 @@ impl Parser {
 
     fn loadmodule(&mut self) -> PResult<()> {
         let kw = self.bump().span;
-        let (path, _) = self.string("a module name in quotes")?;
+        let (path, path_span) = self.string("a module name in quotes")?;
         let base = path.rsplit('/').next().unwrap_or(&path);
         let name = base.strip_suffix(".so").unwrap_or(base).to_string();
         if name.is_empty() {
             return Err(Diagnostic::error(kw, format!("bad module name `{path}`")));
+        }
+        // Kamailio: "attempting to load the same module twice" then "failed to load module"
+        // at the second name; `tm`, `tm.so` and `/path/to/tm.so` are one module here.
+        if let Some(prev) = self.out.modules.iter().find(|m| m.name == name) {
+            return Err(Diagnostic::error(
+                path_span,
+                format!(
+                    "failed to load module `{name}`: already loaded (first loaded at line {} \
+                     as \"{}\")",
+                    prev.span.line, prev.path
+                ),
+            ));
         }
         self.out.modules.push(LoadModule {
             name,

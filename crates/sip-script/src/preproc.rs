@@ -368,6 +368,13 @@ impl<'l> Preprocessor<'l> {
                     .ok_or_else(|| err(format!("`#!{name}` needs a quoted file name")))?;
                 self.include(target, name == "import_file", span, path, depth)?;
             }
+            "KAMAILIO" | "OPENSER" | "SER" | "MAXCOMPAT" | "ALL" if self.bang_bang_at(span) => {
+                // Kamailio's lexer knows the compat markers only as `#!NAME`; with `!!` they
+                // are a syntax error, unlike the other directives.
+                return Err(err(format!(
+                    "syntax error: the compatibility marker is written `#!{name}`, not `!!{name}`"
+                )));
+            }
             "KAMAILIO" => self.compat = Some(CompatMode::Kamailio),
             "OPENSER" => self.compat = Some(CompatMode::Openser),
             "SER" => self.compat = Some(CompatMode::Ser),
@@ -376,6 +383,16 @@ impl<'l> Preprocessor<'l> {
             other => return Err(err(format!("unknown preprocessor directive `#!{other}`"))),
         }
         Ok(())
+    }
+}
+
+impl Preprocessor<'_> {
+    /// Does the directive at `span` start with `!!` rather than `#!`?
+    fn bang_bang_at(&self, span: Span) -> bool {
+        self.sources
+            .line_text(span.file, span.line)
+            .and_then(|line| line.chars().nth(span.col.saturating_sub(1) as usize))
+            == Some('!')
     }
 }
 
@@ -709,12 +726,33 @@ mod tests {
             .ok()
             .unwrap();
         assert_eq!(p.compat, Some(CompatMode::Kamailio));
-        let l = MemLoader::new().with_file("/etc/k/main.cfg", "!!OPENSER\nx");
+        let l = MemLoader::new().with_file("/etc/k/main.cfg", "#!OPENSER\nx");
         let p = Preprocessor::new(&l, &[])
             .run(Path::new("/etc/k/main.cfg"))
             .ok()
             .unwrap();
         assert_eq!(p.compat, Some(CompatMode::Openser));
+    }
+
+    #[test]
+    fn compat_marker_with_bang_bang_is_a_syntax_error() {
+        // kamailio -c 5.6.3: `!!KAMAILIO` (first line or later) is "syntax error" at 1:1,
+        // while `!!define` and the other directives work with either prefix.
+        for text in ["!!KAMAILIO\nx", "x\n  !!SER\n"] {
+            let l = MemLoader::new().with_file("/etc/k/main.cfg", text);
+            let Err((d, _)) = Preprocessor::new(&l, &[]).run(Path::new("/etc/k/main.cfg")) else {
+                panic!("`{text}` must fail");
+            };
+            assert!(d.message.contains("`#!"), "{}", d.message);
+            let expect = if text.starts_with('x') { (2, 3) } else { (1, 1) };
+            assert_eq!((d.span.line, d.span.col), expect);
+        }
+        let l = MemLoader::new().with_file("/etc/k/main.cfg", "!!define A 1\n#!KAMAILIO\nx");
+        let p = Preprocessor::new(&l, &[])
+            .run(Path::new("/etc/k/main.cfg"))
+            .ok()
+            .unwrap();
+        assert_eq!(p.compat, Some(CompatMode::Kamailio));
     }
 
     #[test]

@@ -487,12 +487,16 @@ pub fn parse(text: &str) -> Message {
 }
 
 /// Loads cfg text with every test module loaded (the `loadmodule` lines go after the text so
-/// line numbers in diagnostics stay those of the text).
+/// line numbers in diagnostics stay those of the text; a module the text loads itself is not
+/// loaded twice, which would be a load error).
 pub fn cfg(text: &str) -> Config {
     let mut full = text.to_string();
     full.push('\n');
     for m in ["test", "textops", "siputils", "rr", "maxfwd", "xlog", "sl"] {
-        full.push_str(&format!("loadmodule \"{m}.so\"\n"));
+        let line = format!("loadmodule \"{m}.so\"\n");
+        if !text.contains(line.trim_end()) {
+            full.push_str(&line);
+        }
     }
     load_str("test.cfg", &full, &[]).unwrap_or_else(|e| panic!("load failed:\n{}", e.render()))
 }
