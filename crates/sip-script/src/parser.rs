@@ -660,23 +660,29 @@ impl Parser {
                 ));
             }
         };
-        if let Some(prev) = self
+        let prev = self
             .out
             .routes
             .iter()
-            .find(|r| r.kind == kind && r.name == name)
-        {
-            let what = match &name {
-                Some(n) => format!("duplicate route name `{n}` in `{kw}`"),
-                None => format!("duplicate `{kw}` block"),
-            };
+            .position(|r| r.kind == kind && r.name == name);
+        if let (Some(i), Some(n)) = (prev, &name) {
             return Err(Diagnostic::error(
                 kw_tok.span,
-                format!("{what} (first defined at line {})", prev.span.line),
+                format!(
+                    "duplicate route name `{n}` in `{kw}` (first defined at line {})",
+                    self.out.routes[i].span.line
+                ),
             ));
         }
         let open = self.expect(Tok::LBrace, "`{`")?;
         let body = self.block_body(open);
+        if let Some(i) = prev {
+            // Kamailio appends the actions of a repeated unnamed block (`request_route`,
+            // `route`, `reply_route`/`onreply_route`, `onsend_route`) to the first one: both
+            // run, in file order, as one route.
+            self.out.routes[i].body.extend(body);
+            return Ok(());
+        }
         self.out.routes.push(RouteBlock {
             kind,
             name,

@@ -216,13 +216,29 @@ fn all_route_block_kinds() {
 }
 
 #[test]
+fn repeated_unnamed_blocks_are_concatenated_as_in_kamailio() {
+    // kamailio 5.6.3 accepts these and runs the blocks one after the other.
+    let cfg = load(
+        "request_route { $var(a) = 1; }\nroute { $var(b) = 2; }\nrequest_route { exit; }\n\
+         onreply_route { $var(c) = 3; }\nreply_route { drop; }",
+    );
+    let main = cfg.route(RouteKind::Request, None).unwrap();
+    assert_eq!(main.body.len(), 3);
+    assert_eq!(main.body[2].span.line, 3);
+    assert_eq!(cfg.route(RouteKind::Reply, None).unwrap().body.len(), 2);
+    let blocks = |k| cfg.routes.iter().filter(|r| r.kind == k).count();
+    assert_eq!((blocks(RouteKind::Request), blocks(RouteKind::Reply)), (1, 1));
+}
+
+#[test]
 fn route_block_errors() {
     assert_eq!(
         first_err("request_route { exit; }\nroute[A] { exit; }\n\nroute[A] { exit; }"),
         "4:1: duplicate route name `A` in `route` (first defined at line 2)"
     );
     assert!(
-        first_err("request_route { exit; }\nroute { exit; }").contains("duplicate `route` block")
+        first_err("request_route { exit; }\nfailure_route[F] { exit; }\nfailure_route[F] { }")
+            .starts_with("3:1: duplicate route name `F` in `failure_route`")
     );
     assert_eq!(
         first_err("request_route { exit; }\nfoo_route[X] { exit; }"),

@@ -50,6 +50,15 @@ fn if_else_chains_with_single_statements() {
 }
 
 #[test]
+fn two_request_route_blocks_both_run_in_file_order() {
+    // kamailio 5.6.3 with two `request_route` blocks logs both blocks' xlog, first one first.
+    let n = notes("request_route { note(\"A\"); }\nrequest_route { note(\"B\"); }");
+    assert_eq!(n, ["A", "B"]);
+    let n = notes("request_route { note(\"A\"); exit; }\nroute { note(\"B\"); }");
+    assert_eq!(n, ["A"]);
+}
+
+#[test]
 fn while_with_break_e23() {
     let n = notes(
         r#"request_route {
