@@ -74,6 +74,7 @@ pub static CORE_PARAMS: &[CoreParamDef] = &[
     used("server_header", Str),
     used("user_agent_header", Str),
     used("server_signature", Bool),
+    used("max_while_loops", Int),
     ignored("memdbg", Any),
     ignored("memlog", Any),
     ignored("mem_join", Any),
@@ -134,7 +135,6 @@ pub static CORE_PARAMS: &[CoreParamDef] = &[
     ignored("pmtu_discovery", Any),
     ignored("exit_timeout", Any),
     ignored("ser_kill_timeout", Any),
-    ignored("max_while_loops", Any),
     ignored("maxbuffer", Any),
     ignored("sql_buffer_size", Any),
     ignored("sip_warning", Any),
@@ -238,6 +238,9 @@ pub const DEFAULT_TIMER_HZ: u32 = 16;
 /// Accepted `timer_hz` values.
 pub const TIMER_HZ_RANGE: std::ops::RangeInclusive<i64> = 4..=1000;
 
+/// Kamailio's default `max_while_loops`.
+pub const DEFAULT_MAX_WHILE_LOOPS: u32 = 100;
+
 /// The core parameters siplab acts on, with Kamailio's defaults.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CoreParams {
@@ -264,6 +267,9 @@ pub struct CoreParams {
     pub server_header: Option<String>,
     pub user_agent_header: Option<String>,
     pub server_signature: bool,
+    /// Most `while` body runs before Kamailio logs "runaway while" and ends the loop; a
+    /// value <= 0 in the cfg is stored as 0: no limit, as in Kamailio.
+    pub max_while_loops: u32,
 }
 
 impl Default for CoreParams {
@@ -289,6 +295,7 @@ impl Default for CoreParams {
             server_header: None,
             user_agent_header: None,
             server_signature: true,
+            max_while_loops: DEFAULT_MAX_WHILE_LOOPS,
         }
     }
 }
@@ -462,6 +469,10 @@ impl CoreParams {
                 self.user_agent_header =
                     Some(as_text(value).ok_or_else(|| bad(span, name, "a string"))?)
             }
+            "max_while_loops" => {
+                let n = as_int(value).ok_or_else(|| bad(span, name, "a number"))?;
+                self.max_while_loops = n.clamp(0, i64::from(u32::MAX)) as u32;
+            }
             "server_signature" => {
                 self.server_signature =
                     as_bool(value).ok_or_else(|| bad(span, name, "yes or no"))?
@@ -535,6 +546,11 @@ mod tests {
         assert_eq!(c.children, 4);
         assert!(c.apply("children", &ParamValue::Int(0), s).is_err());
         assert!(c.apply("max_branches", &ParamValue::Int(32), s).is_err());
+        assert_eq!(c.max_while_loops, 100);
+        c.apply("max_while_loops", &ParamValue::Int(5), s).unwrap();
+        assert_eq!(c.max_while_loops, 5);
+        c.apply("max_while_loops", &ParamValue::Int(-1), s).unwrap();
+        assert_eq!(c.max_while_loops, 0, "<= 0 is no limit");
         assert_eq!(c.timer_hz, 16);
         c.apply("timer_hz", &ParamValue::Int(100), s).unwrap();
         assert_eq!(c.timer_hz, 100);

@@ -3,9 +3,11 @@
 //! Return codes: a function's positive result is true, negative false, and **0 stops the
 //! script**; `route(X)` gives X's `return` value, and `return 0` inside X also stops the whole
 //! script [E20]. `$rc`/`$?` hold the last function or route result. `drop` stops the script
-//! and sets the drop flag. A `while` that runs more than [`Runtime::while_limit`] iterations or
-//! `route()` nesting deeper than [`Runtime::route_depth_limit`] stops the run with a
-//! [`RunError`] instead of hanging or overflowing the stack.
+//! and sets the drop flag. As in Kamailio 5.6, a `while` whose body ran
+//! [`Runtime::while_limit`] (`max_while_loops`) times logs "runaway while" at ERROR and ends,
+//! and a `route()` that would nest deeper than [`Runtime::route_depth_limit`] (256 levels)
+//! logs an error and gives -1 without running: in both cases the script goes on, and the
+//! stack cannot overflow.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -13,7 +15,7 @@ use std::net::IpAddr;
 
 use sip_msg::Uri;
 
-use crate::abi::{Ctx, ModChildInit, ModInit, RouteId};
+use crate::abi::{Ctx, LogLevel, ModChildInit, ModInit, RouteId};
 use crate::ast::{BinOp, CaseLabel, CastType, CoreKeyword, RouteKind, UnaryOp};
 use crate::compile::{CExpr, CStmt, MyselfOf, Script, kind_slot};
 use crate::runtime::Runtime;
@@ -212,17 +214,22 @@ impl Script {
             Err(Stop::Error(e)) => {
                 let (span, message) = *e;
                 Outcome::Error(RunError {
-                    location: format!(
-                        "{}:{}:{}: {message}",
-                        self.sources.name(span.file),
-                        span.line,
-                        span.col
-                    ),
+                    location: format!("{}: {message}", self.location(span)),
                     span,
                     message,
                 })
             }
         }
+    }
+
+    /// `file:line:col` of a script position, for run-time logs.
+    fn location(&self, span: Span) -> String {
+        format!(
+            "{}:{}:{}",
+            self.sources.name(span.file),
+            span.line,
+            span.col
+        )
     }
 
     /// Runs a top-level block by kind and name.
@@ -268,13 +275,17 @@ impl Script {
                 let limit = ctx.rt.while_limit;
                 let mut n = 0u32;
                 while self.eval_cond(cond, ctx, depth)? {
-                    n += 1;
-                    if n > limit {
-                        return error(
-                            *span,
-                            format!("`while` loop stopped after {limit} iterations"),
+                    // Kamailio checks after a true condition, before the body: the body runs
+                    // `limit` times, then the loop ends and the script continues.
+                    if limit > 0 && n >= limit {
+                        let text = format!(
+                            "{}: runaway while: more than {limit} loops (max_while_loops)",
+                            self.location(*span)
                         );
+                        ctx.log(LogLevel::Err, "core", &text);
+                        break;
                     }
+                    n += 1;
                     match self.exec_block(body, ctx, depth)? {
                         Flow::Next => {}
                         Flow::Break => break,
@@ -360,14 +371,21 @@ impl Script {
     /// `route(X)`: X's return value (1 without `return`), also kept as `$rc`; `return 0`
     /// stops the whole script [E20].
     fn route_call(&self, index: u32, span: Span, ctx: &mut Ctx<'_>, depth: u32) -> Res<i32> {
-        if depth >= ctx.rt.route_depth_limit {
-            return error(
-                span,
-                format!(
-                    "route recursion deeper than {} levels",
-                    ctx.rt.route_depth_limit
-                ),
+        // `depth` 0 is the top-level block, Kamailio's recursion level 1.
+        if depth + 1 >= ctx.rt.route_depth_limit {
+            let text = format!(
+                "{}: route `{}` not run: too many recursive routing table lookups (more than \
+                 {} levels)",
+                self.location(span),
+                self.routes[kind_slot(RouteKind::Route)][index as usize]
+                    .name
+                    .as_deref()
+                    .unwrap_or("?"),
+                ctx.rt.route_depth_limit
             );
+            ctx.log(LogLevel::Err, "core", &text);
+            ctx.rc = -1;
+            return Ok(-1);
         }
         let body = &self.routes[kind_slot(RouteKind::Route)][index as usize].body;
         let rc = match self.exec_block(body, ctx, depth + 1)? {

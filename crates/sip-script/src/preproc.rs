@@ -744,7 +744,11 @@ mod tests {
                 panic!("`{text}` must fail");
             };
             assert!(d.message.contains("`#!"), "{}", d.message);
-            let expect = if text.starts_with('x') { (2, 3) } else { (1, 1) };
+            let expect = if text.starts_with('x') {
+                (2, 3)
+            } else {
+                (1, 1)
+            };
             assert_eq!((d.span.line, d.span.col), expect);
         }
         let l = MemLoader::new().with_file("/etc/k/main.cfg", "!!define A 1\n#!KAMAILIO\nx");

@@ -23,9 +23,12 @@ pub struct Runtime {
     pub debug: i64,
     core: CoreParams,
     regex_cache: HashMap<String, regex::Regex>,
-    /// Largest number of `while` iterations before the run stops with an error.
+    /// Most `while` body runs before the loop is ended with a "runaway while" error log
+    /// (Kamailio's `max_while_loops`); 0: no limit. The script goes on after the loop.
     pub while_limit: u32,
-    /// Deepest `route()` nesting before the run stops with an error.
+    /// Deepest block nesting, the top-level block being level 1 (Kamailio's
+    /// `ROUTE_MAX_REC_LEV`): a `route()` that would go deeper is not run, logs an error and
+    /// gives -1, and the script goes on.
     pub route_depth_limit: u32,
     /// The shared-memory region the binary mapped before fork (tm's table lives in it).
     shm: Option<&'static sip_shm::Region>,
@@ -50,10 +53,8 @@ impl std::fmt::Debug for Runtime {
     }
 }
 
-/// Default `while` iteration limit.
-pub const WHILE_LIMIT: u32 = 10_000;
-/// Default `route()` recursion limit.
-pub const ROUTE_DEPTH_LIMIT: u32 = 100;
+/// Kamailio's route nesting limit (`ROUTE_MAX_REC_LEV`, src/core/action.c).
+pub const ROUTE_DEPTH_LIMIT: u32 = 256;
 
 impl Runtime {
     pub fn new(core: &CoreParams) -> Runtime {
@@ -64,7 +65,7 @@ impl Runtime {
             debug: core.debug,
             core: core.clone(),
             regex_cache: HashMap::new(),
-            while_limit: WHILE_LIMIT,
+            while_limit: core.max_while_loops,
             route_depth_limit: ROUTE_DEPTH_LIMIT,
             shm: None,
             init_warnings: Vec::new(),

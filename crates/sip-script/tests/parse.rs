@@ -227,7 +227,10 @@ fn repeated_unnamed_blocks_are_concatenated_as_in_kamailio() {
     assert_eq!(main.body[2].span.line, 3);
     assert_eq!(cfg.route(RouteKind::Reply, None).unwrap().body.len(), 2);
     let blocks = |k| cfg.routes.iter().filter(|r| r.kind == k).count();
-    assert_eq!((blocks(RouteKind::Request), blocks(RouteKind::Reply)), (1, 1));
+    assert_eq!(
+        (blocks(RouteKind::Request), blocks(RouteKind::Reply)),
+        (1, 1)
+    );
 }
 
 #[test]
