@@ -548,7 +548,9 @@ fn case_matches(label: &CaseLabel, v: &Value) -> bool {
     match label {
         CaseLabel::Int(i) => match v {
             Value::Int(n) => n == i,
-            Value::Str(s) => s.trim().parse::<i64>().ok() == Some(*i),
+            // Kamailio converts the string as everywhere else: whole-string decimal or
+            // 0x hex, anything else is 0 (`" 12"` matches `case 0`, not `case 12`).
+            Value::Str(_) => v.to_int() == *i,
             Value::Null => false,
         },
         CaseLabel::Str(s) => !v.is_null() && v.to_str() == s.as_str(),

@@ -139,6 +139,30 @@ fn switch_string_case_and_default() {
     assert_eq!(n, ["invite", "default"]);
 }
 
+/// Int cases against a string value convert it as Kamailio 5.6.3 does (checked on the
+/// server): `" 12"` and `"abc"` are 0, `"0x0C"` and `"+12"` are 12.
+#[test]
+fn switch_int_cases_convert_strings_strictly() {
+    let n = notes(
+        r#"request_route {
+            $var(i) = 0;
+            while ($var(i) < 4) {
+                if ($var(i) == 0) $var(s) = " 12";
+                if ($var(i) == 1) $var(s) = "abc";
+                if ($var(i) == 2) $var(s) = "0x0C";
+                if ($var(i) == 3) $var(s) = "+12";
+                switch ($var(s)) {
+                    case 0: note("zero"); break;
+                    case 12: note("twelve"); break;
+                    default: note("default");
+                }
+                $var(i) = $var(i) + 1;
+            }
+        }"#,
+    );
+    assert_eq!(n, ["zero", "zero", "twelve", "twelve"]);
+}
+
 #[test]
 fn exit_and_drop_stop_the_script() {
     let (r, host) = run(r#"request_route { note("a"); exit; note("b"); }"#);

@@ -43,19 +43,8 @@ static LOGGER: Mutex<Option<Logger>> = Mutex::new(None);
 
 /// Syslog facility number from Kamailio's `log_facility` names.
 pub fn facility_number(name: &str) -> u8 {
-    match name.to_ascii_uppercase().as_str() {
-        "LOG_USER" => 1,
-        "LOG_DAEMON" => 3,
-        "LOG_LOCAL0" => 16,
-        "LOG_LOCAL1" => 17,
-        "LOG_LOCAL2" => 18,
-        "LOG_LOCAL3" => 19,
-        "LOG_LOCAL4" => 20,
-        "LOG_LOCAL5" => 21,
-        "LOG_LOCAL6" => 22,
-        "LOG_LOCAL7" => 23,
-        _ => 3,
-    }
+    // The cfg check accepts only syslog(3) names; DAEMON for anything else (e.g. a default).
+    sip_script::core_params::facility_code(name).unwrap_or(3)
 }
 
 /// (Re)initialise the process logger; called in the supervisor and again in each child.
@@ -191,5 +180,7 @@ mod tests {
         assert!(Level::Err < Level::Warn && Level::Info < Level::Dbg);
         assert_eq!(syslog_severity(Level::Err), 3);
         assert_eq!(facility_number("log_local0"), 16);
+        assert_eq!(facility_number("LOG_AUTH"), 4);
+        assert_eq!(facility_number("LOG_CRON"), 9);
     }
 }
