@@ -455,6 +455,26 @@ mod tests {
         );
     }
 
+    /// The same value Kamailio 5.6.3's `char_msg_val` gave for this request (captured on the
+    /// wire from its stateless `forward()` on 2026-11-22: `branch=z9hG4bK0041.3b97...e8e.0`).
+    #[test]
+    fn char_value_equals_kamailios_for_a_captured_request() {
+        let f = CharValueFields {
+            from_tag: b"ft1",
+            to_tag: CharValueFields::hashed_to_tag(b"INVITE", b""),
+            call_id: b"cid-77@x",
+            ruri: b"sip:bob@127.0.0.1:5981",
+            cseq_num: b"5",
+            via_host: b"127.0.0.1",
+            via_port: b"5983",
+            via_branch: b"z9hG4bK-abc-1",
+        };
+        assert_eq!(
+            &char_value(&f).to_hex(),
+            b"3b975a861cc01227695a1b6bc0293e8e"
+        );
+    }
+
     #[test]
     fn char_value_differs_per_field_and_is_deterministic() {
         let base = CharValueFields {
