@@ -69,7 +69,7 @@ pub struct Cli {
     pub trace: Option<PathBuf>,
 
     /// Run directory for the ctl socket `siplab_ctl` (default: /tmp/siplab); also read by `ctl`.
-    #[arg(long = "run-dir", value_name = "DIR")]
+    #[arg(long = "run-dir", value_name = "DIR", global = true)]
     pub run_dir: Option<PathBuf>,
 
     #[command(subcommand)]
@@ -173,6 +173,10 @@ mod tests {
             .expect("parses");
         assert_eq!(cli.run_dir.as_deref(), Some(std::path::Path::new("/tmp/x")));
         assert!(matches!(cli.command, Some(Command::Ctl { .. })));
+        // Also after the subcommand, where a user who just started `-f X --run-dir D` types it.
+        let cli = Cli::try_parse_from(["siplab", "ctl", "--run-dir", "/tmp/y", "core.psx"])
+            .expect("parses");
+        assert_eq!(cli.run_dir.as_deref(), Some(std::path::Path::new("/tmp/y")));
     }
 
     #[test]
