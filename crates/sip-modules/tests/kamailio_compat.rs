@@ -103,3 +103,55 @@ request_route {\n    sanity_check();\n    sl_send_reply(\"200\", \"passed\");\n}
         "SIP/2.0 420 Bad Proxy Require Extension"
     );
 }
+
+/// `$fu`, `$tU` then `$td` as Kamailio 5.6.3 sends them (captured from its `forward()` on
+/// 2026-11-22): the URI is replaced inside the brackets (its own params go with it), the
+/// display name and tag stay, user and domain writes both apply; reads keep the received
+/// values (Kamailio's writes are lumps).
+#[test]
+fn from_and_to_uri_writes_are_sent_as_kamailio_sends_them() {
+    let cfg = "loadmodule \"pv.so\"\nloadmodule \"xlog.so\"\nrequest_route {\n\
+        $fu = \"sip:z@z.example\"; $tU = \"carol\"; $td = \"d.example\";\n\
+        xlog(\"L_ERR\", \"$fu $tU $td\");\n\
+        forward(\"127.0.0.1\", 5982); exit;\n}\n";
+    let invite = "INVITE sip:bob@127.0.0.1:5981 SIP/2.0\r\n\
+Via: SIP/2.0/UDP 127.0.0.1:5983;branch=z9hG4bK-abc-1\r\n\
+Max-Forwards: 70\r\n\
+From: \"Al\" <sip:a@x.example;user=phone>;tag=ft1\r\n\
+To: sip:bob@x.example\r\n\
+Call-ID: cid-77@x\r\n\
+CSeq: 5 INVITE\r\n\
+Content-Length: 0\r\n\
+\r\n";
+    let cfg = load_str("compat.cfg", cfg, &[]).unwrap_or_else(|e| panic!("load: {e:?}"));
+    let script = compile(&cfg, all_modules()).unwrap_or_else(|e| panic!("compile: {e:?}"));
+    let mut rt = script.new_runtime();
+    script
+        .init_modules(&mut rt)
+        .unwrap_or_else(|e| panic!("init: {e}"));
+    let msg = Message::parse(invite.as_bytes().to_vec()).unwrap_or_else(|e| panic!("parse: {e}"));
+    let mut host = TestHost::new();
+    let src = TestHost::source(SocketAddr::from(([127, 0, 0, 1], 5983)));
+    {
+        let mut ctx = Ctx::new(&mut rt, &mut host, &msg, src, RouteKind::Request);
+        script.run_request(&mut ctx);
+    }
+    assert_eq!(
+        host.log_texts(),
+        ["sip:a@x.example;user=phone bob x.example"]
+    );
+    assert_eq!(host.sent.len(), 1, "{:?}", host.log_texts());
+    let sent = String::from_utf8_lossy(&host.sent[0].bytes).into_owned();
+    let from_to: Vec<&str> = sent
+        .lines()
+        .filter(|l| l.starts_with("From") || l.starts_with("To"))
+        .collect();
+    assert_eq!(
+        from_to,
+        [
+            "From: \"Al\" <sip:z@z.example>;tag=ft1",
+            "To: sip:carol@d.example"
+        ],
+        "{sent}"
+    );
+}

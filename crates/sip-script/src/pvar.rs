@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::net::IpAddr;
 
-use sip_msg::{Message, Scheme, Uri};
+use sip_msg::{HeaderName, Message, NameAddr, Scheme, Span, Uri};
 
 use crate::abi::{Ctx, PvExport};
 use crate::pv::{FormatPart, PvIndex, PvRef};
@@ -91,7 +91,17 @@ impl Builtin {
     fn writable(self) -> bool {
         matches!(
             self,
-            Builtin::Ru | Builtin::RUser | Builtin::Rd | Builtin::Rp | Builtin::Du
+            Builtin::Ru
+                | Builtin::RUser
+                | Builtin::Rd
+                | Builtin::Rp
+                | Builtin::Du
+                | Builtin::Fu
+                | Builtin::FUser
+                | Builtin::Fd
+                | Builtin::Tu
+                | Builtin::TUser
+                | Builtin::Td
         )
     }
 }
@@ -562,9 +572,16 @@ fn offset_in(whole: &[u8], sub: &[u8]) -> usize {
 /// Rebuilds the R-URI with one part replaced.
 fn rewrite_ruri(ctx: &mut Ctx<'_>, part: RuriPart, v: &Value) -> Result<(), String> {
     let ru = ctx.ruri().into_owned();
-    let u = Uri::parse(ru.as_bytes()).map_err(|e| format!("cannot rewrite R-URI `{ru}`: {e}"))?;
+    ctx.new_ruri = Some(uri_with_part(&ru, "R-URI", part, v)?);
+    Ok(())
+}
+
+/// `uri` with one part (user, host, port) replaced by `v`, as `$rU`/`$rd`/`$rp` and
+/// `$fU`/`$fd`/`$tU`/`$td` write it.
+fn uri_with_part(ru: &str, what: &str, part: RuriPart, v: &Value) -> Result<String, String> {
+    let u = Uri::parse(ru.as_bytes()).map_err(|e| format!("cannot rewrite {what} `{ru}`: {e}"))?;
     if !matches!(u.scheme, Scheme::Sip | Scheme::Sips) {
-        return Err(format!("cannot rewrite parts of non-SIP R-URI `{ru}`"));
+        return Err(format!("cannot rewrite parts of non-SIP {what} `{ru}`"));
     }
     let raw = ru.as_bytes();
     let host_start = offset_in(raw, u.host_raw);
@@ -603,7 +620,7 @@ fn rewrite_ruri(ctx: &mut Ctx<'_>, part: RuriPart, v: &Value) -> Result<(), Stri
         RuriPart::Host => {
             let host = v.to_str();
             if host.is_empty() {
-                return Err("cannot set an empty R-URI host".into());
+                return Err(format!("cannot set an empty {what} host"));
             }
             format!("{}{}{}", &ru[..host_start], host, &ru[host_end..])
         }
@@ -619,7 +636,7 @@ fn rewrite_ruri(ctx: &mut Ctx<'_>, part: RuriPart, v: &Value) -> Result<(), Stri
             } else if (1..=65535).contains(&port) {
                 format!(":{port}")
             } else {
-                return Err(format!("bad R-URI port {port}"));
+                return Err(format!("bad {what} port {port}"));
             };
             format!(
                 "{}{}{}",
@@ -629,7 +646,96 @@ fn rewrite_ruri(ctx: &mut Ctx<'_>, part: RuriPart, v: &Value) -> Result<(), Stri
             )
         }
     };
-    ctx.new_ruri = Some(new);
+    Ok(new)
+}
+
+/// The From/To URIs the script set, per message: the edit that carries the rewritten header
+/// line and the URI as it stands now (later writes of a part apply to it, as Kamailio's
+/// `$fU` then `$fd` both show in the sent From).
+#[derive(Default)]
+struct NameAddrRewrites {
+    from: Option<(usize, String)>,
+    to: Option<(usize, String)>,
+}
+
+/// Writes `$fu $fU $fd` / `$tu $tU $td`: the header is sent with its URI replaced (display
+/// name, `<>`, tag and other parameters kept); reads still give the received value, as in
+/// Kamailio, where these writes are lumps on the received message.
+fn rewrite_name_addr_uri(
+    ctx: &mut Ctx<'_>,
+    name: HeaderName,
+    part: Option<RuriPart>,
+    v: &Value,
+) -> Result<(), String> {
+    let what = if name == HeaderName::From {
+        "From URI"
+    } else {
+        "To URI"
+    };
+    let msg = ctx.msg;
+    let h = msg
+        .header(name)
+        .ok_or_else(|| format!("cannot set the {what}: no such header"))?;
+    let na =
+        NameAddr::parse(msg.slice(h.value)).map_err(|e| format!("cannot set the {what}: {e}"))?;
+    let uri_span = msg
+        .span_of(na.uri.raw)
+        .ok_or_else(|| format!("cannot set the {what}"))?;
+    let kept = {
+        let rw = ctx.msg_data_mut::<NameAddrRewrites>();
+        let slot = if name == HeaderName::From {
+            &rw.from
+        } else {
+            &rw.to
+        };
+        slot.clone()
+    };
+    let current = match &kept {
+        Some((_, uri)) => uri.clone(),
+        None => String::from_utf8_lossy(na.uri.raw).into_owned(),
+    };
+    let new_uri = match part {
+        Some(part) => uri_with_part(&current, what, part, v)?,
+        None => {
+            let text = v.to_str();
+            if v.is_null() || text.is_empty() {
+                return Err(format!("cannot set the {what} to an empty value"));
+            }
+            Uri::parse(text.as_bytes()).map_err(|e| format!("bad {what} `{text}`: {e}"))?;
+            text.into_owned()
+        }
+    };
+    let mut line = msg
+        .slice(Span {
+            start: h.line.start,
+            end: uri_span.start,
+        })
+        .to_vec();
+    line.extend_from_slice(new_uri.as_bytes());
+    line.extend_from_slice(msg.slice(Span {
+        start: uri_span.end,
+        end: h.value.end,
+    }));
+    let index = match kept.and_then(|(i, _)| ctx.edits.inserted_line_mut(i).map(|l| (i, l))) {
+        Some((i, l)) => {
+            *l = line;
+            i
+        }
+        None => {
+            let header_name = msg.slice(h.name_span).to_vec();
+            ctx.edits.remove_header(&header_name);
+            let i = ctx.edits.len();
+            ctx.edits.insert_before_first_named(&header_name, &line);
+            i
+        }
+    };
+    let rw = ctx.msg_data_mut::<NameAddrRewrites>();
+    let slot = if name == HeaderName::From {
+        &mut rw.from
+    } else {
+        &mut rw.to
+    };
+    *slot = Some((index, new_uri));
     Ok(())
 }
 
@@ -682,6 +788,20 @@ pub(crate) fn set(ctx: &mut Ctx<'_>, pv: &PvSpec, v: Value) -> Result<(), String
             Ok(())
         }
         PvKind::Builtin(Builtin::RUser) => rewrite_ruri(ctx, RuriPart::User, &v),
+        PvKind::Builtin(Builtin::Fu) => rewrite_name_addr_uri(ctx, HeaderName::From, None, &v),
+        PvKind::Builtin(Builtin::FUser) => {
+            rewrite_name_addr_uri(ctx, HeaderName::From, Some(RuriPart::User), &v)
+        }
+        PvKind::Builtin(Builtin::Fd) => {
+            rewrite_name_addr_uri(ctx, HeaderName::From, Some(RuriPart::Host), &v)
+        }
+        PvKind::Builtin(Builtin::Tu) => rewrite_name_addr_uri(ctx, HeaderName::To, None, &v),
+        PvKind::Builtin(Builtin::TUser) => {
+            rewrite_name_addr_uri(ctx, HeaderName::To, Some(RuriPart::User), &v)
+        }
+        PvKind::Builtin(Builtin::Td) => {
+            rewrite_name_addr_uri(ctx, HeaderName::To, Some(RuriPart::Host), &v)
+        }
         PvKind::Builtin(Builtin::Rd) => rewrite_ruri(ctx, RuriPart::Host, &v),
         PvKind::Builtin(Builtin::Rp) => rewrite_ruri(ctx, RuriPart::Port, &v),
         PvKind::Module(m, inner) => match m.set {
