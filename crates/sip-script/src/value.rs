@@ -186,25 +186,9 @@ pub fn str_to_int(s: &str) -> Option<i64> {
 }
 
 /// An optional `+`/`-` and decimal digits only, within `i32` (K: ut.h `str2sint` as 5.6.3
-/// behaves: `"2147483648"` fails).
+/// behaves: `"2147483648"` fails) — exactly what Rust's `i32` parser accepts.
 pub fn str_to_sint(s: &str) -> Option<i64> {
-    let (neg, digits) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    let mut n: i64 = 0;
-    for b in digits.bytes() {
-        n = n.checked_mul(10)?.checked_add(i64::from(b - b'0'))?;
-        if n > 1 << 31 {
-            return None;
-        }
-    }
-    let n = if neg { -n } else { n };
-    i32::try_from(n).ok().map(i64::from)
+    s.parse::<i32>().ok().map(i64::from)
 }
 
 #[cfg(test)]
