@@ -658,6 +658,16 @@ struct NameAddrRewrites {
     to: Option<(usize, String)>,
 }
 
+impl NameAddrRewrites {
+    fn slot(&mut self, name: HeaderName) -> &mut Option<(usize, String)> {
+        if name == HeaderName::From {
+            &mut self.from
+        } else {
+            &mut self.to
+        }
+    }
+}
+
 /// Writes `$fu $fU $fd` / `$tu $tU $td`: the header is sent with its URI replaced (display
 /// name, `<>`, tag and other parameters kept); reads still give the received value, as in
 /// Kamailio, where these writes are lumps on the received message.
@@ -681,18 +691,9 @@ fn rewrite_name_addr_uri(
     let uri_span = msg
         .span_of(na.uri.raw)
         .ok_or_else(|| format!("cannot set the {what}"))?;
-    let kept = {
-        let rw = ctx.msg_data_mut::<NameAddrRewrites>();
-        let slot = if name == HeaderName::From {
-            &rw.from
-        } else {
-            &rw.to
-        };
-        slot.clone()
-    };
-    let current = match &kept {
-        Some((_, uri)) => uri.clone(),
-        None => String::from_utf8_lossy(na.uri.raw).into_owned(),
+    let (kept_index, current) = match ctx.msg_data_mut::<NameAddrRewrites>().slot(name) {
+        Some((i, uri)) => (Some(*i), uri.clone()),
+        None => (None, String::from_utf8_lossy(na.uri.raw).into_owned()),
     };
     let new_uri = match part {
         Some(part) => uri_with_part(&current, what, part, v)?,
@@ -716,26 +717,21 @@ fn rewrite_name_addr_uri(
         start: uri_span.end,
         end: h.value.end,
     }));
-    let index = match kept.and_then(|(i, _)| ctx.edits.inserted_line_mut(i).map(|l| (i, l))) {
+    let index = match kept_index.and_then(|i| ctx.edits.inserted_line_mut(i).map(|l| (i, l))) {
         Some((i, l)) => {
             *l = line;
             i
         }
         None => {
-            let header_name = msg.slice(h.name_span).to_vec();
-            ctx.edits.remove_header(&header_name);
+            // `msg` outlives `ctx`'s borrow: the name as written needs no copy.
+            ctx.edits.remove_header_known(name);
             let i = ctx.edits.len();
-            ctx.edits.insert_before_first_named(&header_name, &line);
+            ctx.edits
+                .insert_before_first_named(msg.slice(h.name_span), &line);
             i
         }
     };
-    let rw = ctx.msg_data_mut::<NameAddrRewrites>();
-    let slot = if name == HeaderName::From {
-        &mut rw.from
-    } else {
-        &mut rw.to
-    };
-    *slot = Some((index, new_uri));
+    *ctx.msg_data_mut::<NameAddrRewrites>().slot(name) = Some((index, new_uri));
     Ok(())
 }
 
