@@ -571,8 +571,8 @@ fn offset_in(whole: &[u8], sub: &[u8]) -> usize {
 
 /// Rebuilds the R-URI with one part replaced.
 fn rewrite_ruri(ctx: &mut Ctx<'_>, part: RuriPart, v: &Value) -> Result<(), String> {
-    let ru = ctx.ruri().into_owned();
-    ctx.new_ruri = Some(uri_with_part(&ru, "R-URI", part, v)?);
+    let new = uri_with_part(&ctx.ruri(), "R-URI", part, v)?;
+    ctx.new_ruri = Some(new);
     Ok(())
 }
 
