@@ -372,23 +372,20 @@ impl Script {
     /// stops the whole script [E20].
     fn route_call(&self, index: u32, span: Span, ctx: &mut Ctx<'_>, depth: u32) -> Res<i32> {
         // `depth` 0 is the top-level block, Kamailio's recursion level 1.
+        let route = &self.routes[kind_slot(RouteKind::Route)][index as usize];
         if depth + 1 >= ctx.rt.route_depth_limit {
             let text = format!(
                 "{}: route `{}` not run: too many recursive routing table lookups (more than \
                  {} levels)",
                 self.location(span),
-                self.routes[kind_slot(RouteKind::Route)][index as usize]
-                    .name
-                    .as_deref()
-                    .unwrap_or("?"),
+                route.name.as_deref().unwrap_or("?"),
                 ctx.rt.route_depth_limit
             );
             ctx.log(LogLevel::Err, "core", &text);
             ctx.rc = -1;
             return Ok(-1);
         }
-        let body = &self.routes[kind_slot(RouteKind::Route)][index as usize].body;
-        let rc = match self.exec_block(body, ctx, depth + 1)? {
+        let rc = match self.exec_block(&route.body, ctx, depth + 1)? {
             Flow::Return(0) => {
                 ctx.rc = 0;
                 return Err(Stop::Exit);
@@ -463,22 +460,18 @@ impl Script {
             CExpr::RouteCall { index, span } => {
                 Value::Int(i64::from(self.route_call(*index, *span, ctx, depth)?))
             }
-            CExpr::Unary {
-                op: UnaryOp::Not,
-                expr,
-            } => Value::Int(i64::from(!self.eval_cond(expr, ctx, depth)?)),
-            CExpr::Unary { op, expr } => {
-                let v = self.eval(expr, ctx, depth)?;
-                Value::Int(match op {
-                    UnaryOp::Neg => v.to_int().wrapping_neg(),
-                    UnaryOp::BitNot => !v.to_int(),
-                    UnaryOp::Not => i64::from(!v.is_true()),
-                })
+            // The boolean forms have one implementation, in `eval_cond`.
+            CExpr::Unary { op, expr } => Value::Int(match op {
+                UnaryOp::Not => i64::from(!self.eval_cond(expr, ctx, depth)?),
+                UnaryOp::Neg => self.eval(expr, ctx, depth)?.to_int().wrapping_neg(),
+                UnaryOp::BitNot => !self.eval(expr, ctx, depth)?.to_int(),
+            }),
+            CExpr::Binary {
+                op: BinOp::And | BinOp::Or,
+                ..
             }
+            | CExpr::Myself { .. } => Value::Int(i64::from(self.eval_cond(e, ctx, depth)?)),
             CExpr::Binary { op, lhs, rhs, span } => {
-                if matches!(op, BinOp::And | BinOp::Or) {
-                    return Ok(Value::Int(i64::from(self.eval_cond(e, ctx, depth)?)));
-                }
                 let l = self.eval_ref(lhs, ctx, depth)?;
                 let r = self.eval_ref(rhs, ctx, depth)?;
                 if *op == BinOp::Match {
@@ -510,9 +503,6 @@ impl Script {
                 let r = self.eval(rhs, ctx, depth)?;
                 let eq = !m.is_null() && m.to_str().eq_ignore_ascii_case(&r.to_str());
                 Value::Int(i64::from(eq != *negate))
-            }
-            CExpr::Myself { lhs, of, negate } => {
-                Value::Int(i64::from(self.myself(lhs, *of, *negate, ctx, depth)?))
             }
             CExpr::InNet {
                 lhs,
