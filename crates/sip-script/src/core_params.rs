@@ -325,12 +325,17 @@ pub const SYSLOG_FACILITIES: &[(&str, u8)] = &[
     ("LOG_LOCAL7", 23),
 ];
 
-/// The syslog facility number of a `log_facility` name; case-insensitive, as in Kamailio.
-pub fn facility_code(name: &str) -> Option<u8> {
+/// The table entry (canonical name, code) of a `log_facility` name; case-insensitive, as in
+/// Kamailio.
+fn facility(name: &str) -> Option<&'static (&'static str, u8)> {
     SYSLOG_FACILITIES
         .iter()
         .find(|(n, _)| n.eq_ignore_ascii_case(name))
-        .map(|(_, c)| *c)
+}
+
+/// The syslog facility number of a `log_facility` name; case-insensitive, as in Kamailio.
+pub fn facility_code(name: &str) -> Option<u8> {
+    facility(name).map(|(_, c)| *c)
 }
 
 fn bad(span: Span, name: &str, want: &str) -> Diagnostic {
@@ -389,7 +394,7 @@ impl CoreParams {
                 let ParamValue::Word(f) = value else {
                     return Err(bad(span, name, "an unquoted facility such as LOG_LOCAL0"));
                 };
-                let Some(code) = facility_code(f) else {
+                let Some((canonical, _)) = facility(f) else {
                     return Err(Diagnostic::error(
                         span,
                         format!(
@@ -400,10 +405,7 @@ impl CoreParams {
                         ),
                     ));
                 };
-                self.log_facility = SYSLOG_FACILITIES
-                    .iter()
-                    .find(|(_, c)| *c == code)
-                    .map_or_else(|| f.to_ascii_uppercase(), |(n, _)| (*n).to_string());
+                self.log_facility = (*canonical).to_string();
             }
             "log_prefix" => {
                 self.log_prefix = Some(as_text(value).ok_or_else(|| bad(span, name, "a string"))?)
