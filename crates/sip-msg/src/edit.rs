@@ -574,6 +574,38 @@ impl CopyRun {
     }
 }
 
+/// Which header of its name a named insertion is placed by.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Anchor {
+    /// [`Position::BeforeFirst`]: before the first.
+    First,
+    /// [`Position::AfterLast`]: after the last.
+    Last,
+}
+
+/// The lines of the named insertions of `kind`, in list order, each with the index of the
+/// header it is placed by (`None` when the message has no header of that name).
+fn named_inserts<'a>(
+    edits: &'a EditList,
+    msg: &'a Message,
+    kind: Anchor,
+) -> impl Iterator<Item = (Option<usize>, &'a [u8])> + 'a {
+    let headers: &'a [Header] = msg.headers().as_slice();
+    edits.edits.iter().filter_map(move |e| {
+        let Edit::Insert { at, line } = e else {
+            return None;
+        };
+        let named =
+            |key: &'a NameKey| move |h: &Header| key.matches(h.name, msg.slice(h.name_span));
+        let index = match (at, kind) {
+            (Position::BeforeFirst(key), Anchor::First) => headers.iter().position(named(key)),
+            (Position::AfterLast(key), Anchor::Last) => headers.iter().rposition(named(key)),
+            _ => return None,
+        };
+        Some((index, line.as_slice()))
+    })
+}
+
 /// Prints `msg` with `edits` applied into `out` (appending; no allocation when `out` has room);
 /// `put_top` writes its header lines after the list's [`InsertAt::Top`] lines.
 pub(crate) fn write_message(
@@ -605,19 +637,8 @@ pub(crate) fn write_message(
     let any_before_first = sum.any_before_first;
     if any_before_first {
         // Named headers the message does not have: these lines go to the top.
-        for e in &edits.edits {
-            if let Edit::Insert {
-                at: Position::BeforeFirst(key),
-                line,
-            } = e
-            {
-                if !headers
-                    .iter()
-                    .any(|h| key.matches(h.name, msg.slice(h.name_span)))
-                {
-                    put_line(out, line);
-                }
-            }
+        for (_, line) in named_inserts(edits, msg, Anchor::First).filter(|(at, _)| at.is_none()) {
+            put_line(out, line);
         }
     }
     put_top(out);
@@ -633,22 +654,11 @@ pub(crate) fn write_message(
     let mut run = CopyRun::default();
     for (i, h) in headers.iter().enumerate() {
         if any_before_first {
-            for e in &edits.edits {
-                if let Edit::Insert {
-                    at: Position::BeforeFirst(key),
-                    line,
-                } = e
-                {
-                    let is_first = key.matches(h.name, msg.slice(h.name_span))
-                        && !headers
-                            .iter()
-                            .take(i)
-                            .any(|earlier| key.matches(earlier.name, msg.slice(earlier.name_span)));
-                    if is_first {
-                        run.flush(out, msg);
-                        put_line(out, line);
-                    }
-                }
+            for (_, line) in
+                named_inserts(edits, msg, Anchor::First).filter(|(at, _)| *at == Some(i))
+            {
+                run.flush(out, msg);
+                put_line(out, line);
             }
         }
         if !(any_remove && edits.removes(msg, h)) {
@@ -687,43 +697,19 @@ pub(crate) fn write_message(
                 seen_route = true;
             }
         }
-        if !any_after_last {
-            continue;
-        }
-        for e in &edits.edits {
-            if let Edit::Insert {
-                at: Position::AfterLast(key),
-                line,
-            } = e
+        if any_after_last {
+            for (_, line) in
+                named_inserts(edits, msg, Anchor::Last).filter(|(at, _)| *at == Some(i))
             {
-                let is_last = |k: &NameKey| {
-                    k.matches(h.name, msg.slice(h.name_span))
-                        && !headers
-                            .iter()
-                            .skip(i + 1)
-                            .any(|later| k.matches(later.name, msg.slice(later.name_span)))
-                };
-                if is_last(key) {
-                    run.flush(out, msg);
-                    put_line(out, line);
-                }
+                run.flush(out, msg);
+                put_line(out, line);
             }
         }
     }
     run.flush(out, msg);
-    for e in &edits.edits {
-        if let Edit::Insert {
-            at: Position::AfterLast(key),
-            line,
-        } = e
-        {
-            if !headers
-                .iter()
-                .any(|h| key.matches(h.name, msg.slice(h.name_span)))
-            {
-                put_line(out, line);
-            }
-        }
+    // Named headers the message does not have: these lines go before the body.
+    for (_, line) in named_inserts(edits, msg, Anchor::Last).filter(|(at, _)| at.is_none()) {
+        put_line(out, line);
     }
     if let (Some(n), false) = (max_forwards, wrote_mf) {
         out.extend_from_slice(b"Max-Forwards: ");
