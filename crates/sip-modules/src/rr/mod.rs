@@ -4,6 +4,7 @@
 pub mod logic;
 
 use std::borrow::Cow;
+use std::ops::Range;
 
 use sip_msg::{HeaderName, InsertAt, Uri};
 use sip_script::abi::{
@@ -154,36 +155,23 @@ fn pending_params<'c>(ctx: &'c Ctx<'_>) -> Cow<'c, str> {
 }
 
 /// Where in the edit list the Record-Route lines of the last `record_route*` call are, so
-/// a later `add_rr_param` can amend them: one index as an int (the usual case, no
-/// allocation per request), several comma-separated.
-fn recorded_lines(ctx: &Ctx<'_>) -> Option<Vec<usize>> {
-    match private_get(ctx, LINES_AVP)? {
-        Value::Int(i) => Some(usize::try_from(*i).ok().into_iter().collect()),
-        v => Some(
-            v.to_str()
-                .split(',')
-                .filter_map(|i| i.parse().ok())
-                .collect(),
-        ),
-    }
-}
-
-fn mark_recorded(ctx: &mut Ctx<'_>, lines: &[usize]) {
-    let value = match lines {
-        [one] => Value::Int(i64::try_from(*one).unwrap_or(i64::MAX)),
-        _ => {
-            let list: Vec<String> = lines.iter().map(usize::to_string).collect();
-            Value::Str(list.join(","))
-        }
+/// a later `add_rr_param` can amend them. That call inserted them one after another, so
+/// they are a range of indices, kept as one int (`start << 32 | end`, no allocation).
+fn recorded_lines(ctx: &Ctx<'_>) -> Option<Range<usize>> {
+    let Value::Int(packed) = *private_get(ctx, LINES_AVP)? else {
+        return None;
     };
-    private_set(ctx, LINES_AVP, value);
+    let start = usize::try_from(packed >> 32).ok()?;
+    let end = usize::try_from(packed & i64::from(u32::MAX)).ok()?;
+    Some(start..end)
 }
 
-/// Inserts a Record-Route line and returns its index in the edit list.
-fn insert_line(ctx: &mut Ctx<'_>, line: Vec<u8>) -> usize {
-    let index = ctx.edits.len();
-    ctx.edits.insert_header_line(InsertAt::Top, line);
-    index
+/// Records the lines inserted since the edit list had `start` edits as this call's.
+fn mark_recorded(ctx: &mut Ctx<'_>, start: usize) {
+    // Edit lists hold a handful of edits; the clamps only keep the packing in range.
+    let start = i64::from(i32::try_from(start).unwrap_or(i32::MAX));
+    let end = i64::from(u32::try_from(ctx.edits.len()).unwrap_or(u32::MAX));
+    private_set(ctx, LINES_AVP, Value::Int(start << 32 | end));
 }
 
 /// The From tag `;ftag=` carries when `append_fromtag` is on (none when empty).
@@ -232,8 +220,9 @@ fn w_record_route(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
         ftag,
         &[extra.as_bytes(), pending.as_bytes()],
     );
-    let index = insert_line(ctx, line);
-    mark_recorded(ctx, &[index]);
+    let start = ctx.edits.len();
+    ctx.edits.insert_header_line(InsertAt::Top, line);
+    mark_recorded(ctx, start);
     if !pending.is_empty() {
         private_set(ctx, PARAMS_AVP, Value::Str(String::new()));
     }
@@ -254,8 +243,9 @@ fn w_record_route_advertised(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
     let mut line = start_line(ctx, cfg, host_port.len() + pending.len());
     line.extend_from_slice(host_port.as_bytes());
     logic::finish_preset(&mut line, cfg.full_lr, ftag, b"", pending.as_bytes());
-    let index = insert_line(ctx, line);
-    mark_recorded(ctx, &[index]);
+    let start = ctx.edits.len();
+    ctx.edits.insert_header_line(InsertAt::Top, line);
+    mark_recorded(ctx, start);
     1
 }
 
@@ -269,16 +259,16 @@ fn w_record_route_preset(ctx: &mut Ctx<'_>, args: &[Arg]) -> i32 {
     let cfg = config(ctx);
     let ftag = from_tag(ctx, cfg);
     let pending = pending_params(ctx).into_owned();
-    let mut lines = Vec::with_capacity(args.len());
+    let start = ctx.edits.len();
     for a in args {
         let value = ctx.arg_str(a).trim().to_string();
         let mut line = start_line(ctx, cfg, value.len() + pending.len());
         line.extend_from_slice(value.as_bytes());
         logic::finish_preset(&mut line, cfg.full_lr, ftag, pending.as_bytes(), b"");
         // Top inserts print in the order added: the first value ends up first.
-        lines.push(insert_line(ctx, line));
+        ctx.edits.insert_header_line(InsertAt::Top, line);
     }
-    mark_recorded(ctx, &lines);
+    mark_recorded(ctx, start);
     1
 }
 
