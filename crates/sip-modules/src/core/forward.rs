@@ -201,7 +201,8 @@ fn fix_via(via: &Via<'_>, src: Source, force_rport: bool, edits: &mut EditList) 
     if has_rport {
         edits.set_top_via_param(b"rport", Some(port.as_bytes()));
     } else if force_rport {
-        let before: Option<&'static [u8]> = (received && has_received).then_some(b"received");
+        // Before an existing received (which is kept, so rewritten in place), else first.
+        let before: Option<&'static [u8]> = has_received.then_some(b"received");
         edits.insert_top_via_param(before, b"rport", Some(port.as_bytes()));
     }
     if has_received {
