@@ -707,9 +707,11 @@ pub(crate) fn write_message(
         }
     }
     run.flush(out, msg);
-    // Named headers the message does not have: these lines go before the body.
-    for (_, line) in named_inserts(edits, msg, Anchor::Last).filter(|(at, _)| at.is_none()) {
-        put_line(out, line);
+    if any_after_last {
+        // Named headers the message does not have: these lines go before the body.
+        for (_, line) in named_inserts(edits, msg, Anchor::Last).filter(|(at, _)| at.is_none()) {
+            put_line(out, line);
+        }
     }
     if let (Some(n), false) = (max_forwards, wrote_mf) {
         out.extend_from_slice(b"Max-Forwards: ");
