@@ -22,13 +22,6 @@ impl StackText {
         }
     }
 
-    /// The decimal text of `n`.
-    pub(crate) fn number(n: u64) -> StackText {
-        let mut t = StackText::new();
-        t.push_u64(n);
-        t
-    }
-
     /// An IP address as `Display` prints it (IPv6 without brackets).
     pub(crate) fn ip(ip: IpAddr) -> StackText {
         let mut t = StackText::new();
@@ -270,7 +263,7 @@ mod tests {
 
     use sip_script::abi::{LocalSocket, Proto};
 
-    use super::{StackText, put_public_host_port};
+    use super::{Decimal, StackText, put_public_host_port};
 
     fn socket(addr: SocketAddr, advertise: Option<(&str, u16)>) -> LocalSocket {
         LocalSocket {
@@ -301,7 +294,7 @@ mod tests {
             assert_eq!(StackText::ip(ip).as_bytes(), ip.to_string().as_bytes());
         }
         for n in [0, 7, 10, 5060, 65535, u64::MAX] {
-            assert_eq!(StackText::number(n).as_bytes(), n.to_string().as_bytes());
+            assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes());
         }
     }
 
@@ -315,7 +308,7 @@ mod tests {
             );
         }
         for n in [1, 9, 99, 100, 999, 1000, 65535, 1 << 32, u64::MAX / 3] {
-            assert_eq!(StackText::number(n).as_bytes(), n.to_string().as_bytes());
+            assert_eq!(Decimal::new(n).as_bytes(), n.to_string().as_bytes());
         }
     }
 

@@ -19,7 +19,7 @@ use super::key::OwnedKey;
 use super::state::{BranchHost, Saved, TxState};
 use super::table::{CellRef, Lookup, Mirror, NewCell, Stat, StateRef, Table, TableError};
 use crate::core::forward::{self, DEFAULT_PORT, Destination, md5_hex, uri_destination};
-use crate::util::StackText;
+use crate::util::Decimal;
 
 /// Module configuration + the table handle (process-wide, in the runtime).
 #[derive(Debug)]
@@ -1072,7 +1072,7 @@ pub fn get_or_create(ctx: &mut Ctx<'_>, tm: &Tm) -> Result<Got, (u16, String)> {
     let key = OwnedKey::of(ctx.msg).map_err(|e| (400, e.reason_phrase().to_string()))?;
     let rk = key.key();
     let bucket = sip_txn::bucket_of(rk.call_id, rk.cseq_num, table.hash_size());
-    let via_port = rk.via.port.map(|p| StackText::number(u64::from(p)));
+    let via_port = rk.via.port.map(|p| Decimal::new(u64::from(p)));
     let md5 = char_value(&sip_txn::CharValueFields {
         from_tag: rk.from_tag,
         to_tag: sip_txn::CharValueFields::hashed_to_tag(rk.method, rk.to_tag),
@@ -1080,10 +1080,7 @@ pub fn get_or_create(ctx: &mut Ctx<'_>, tm: &Tm) -> Result<Got, (u16, String)> {
         ruri: rk.ruri,
         cseq_num: rk.cseq_num,
         via_host: rk.via.host,
-        via_port: via_port
-            .as_ref()
-            .map(StackText::as_bytes)
-            .unwrap_or_default(),
+        via_port: via_port.as_ref().map(Decimal::as_bytes).unwrap_or_default(),
         via_branch: rk.via.branch,
     });
     // The local To-tag is derived from md5 when an ACK is matched (table::match_one).
